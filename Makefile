@@ -1,0 +1,28 @@
+# Two commands on a fresh machine:  `make demo`  and  `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test test-slow lint bench
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) -m pointseg demo
+
+test: setup
+	$(PY) -m pytest -q -n 2 tests
+
+test-slow: setup
+	POINTSEG_SLOW=1 $(PY) -m pytest -q -m slow tests
+
+lint: setup
+	$(VENV)/bin/ruff check pointseg tests benchmarks visualize
+
+bench: setup
+	$(PY) benchmarks/knn.py
+	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/prepare.py

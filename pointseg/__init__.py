@@ -1,0 +1,3 @@
+"""pointseg: DeepGCNs for 3D point clouds and graphs."""
+
+__version__ = "0.1.0"
