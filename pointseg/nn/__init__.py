@@ -1,1 +1,39 @@
+"""Graph convolutions and blocks on dense, channels-last point tensors (one operator per file)."""
 
+from pointseg.nn.blocks import (
+    BLOCK_REGISTRY,
+    DenseBlock,
+    PlainBlock,
+    ResBlock,
+    ResPlusBlock,
+    create_block,
+)
+from pointseg.nn.conv import CONV_REGISTRY, create_conv
+from pointseg.nn.edge_conv import EdgeConv, edge_conv_reference, gather_neighbors, neighbor_max
+from pointseg.nn.gin_conv import GINConv
+from pointseg.nn.mlp import Lin, PointBatchNorm, PointMLP, create_act, create_norm
+from pointseg.nn.mr_conv import MRConv
+from pointseg.nn.sage_conv import SAGEConv
+
+__all__ = [
+    "BLOCK_REGISTRY",
+    "CONV_REGISTRY",
+    "DenseBlock",
+    "EdgeConv",
+    "GINConv",
+    "Lin",
+    "MRConv",
+    "PlainBlock",
+    "PointBatchNorm",
+    "PointMLP",
+    "ResBlock",
+    "ResPlusBlock",
+    "SAGEConv",
+    "create_act",
+    "create_block",
+    "create_conv",
+    "create_norm",
+    "edge_conv_reference",
+    "gather_neighbors",
+    "neighbor_max",
+]

@@ -1,0 +1,340 @@
+"""EdgeConv (Wang et al., "Dynamic Graph CNN for Learning on Point Clouds", TOG 2019) on dense kNN graphs.
+
+Update rule, for a neighbour list N(i) (kNN graphs include i itself at rank 0):
+
+    h_i' = max_{j ∈ N(i)}  σ( W [h_i, h_j − h_i] + b )
+
+where σ is "act then BatchNorm" (``order="conv_act_norm"``, the original PyTorch deep_gcns_torch) or
+"BatchNorm then act" (``order="conv_norm_act"``, the original TensorFlow code). BatchNorm statistics
+are taken over all B·N·k edges, as the original code does with ``BatchNorm2d`` on ``(B, C, N, k)``.
+
+The fused path never builds the 2C-wide edge features and never stores an N·k·C tensor:
+
+1. Per point: a_i = (W₁ − W₂) h_i + b and p_i = W₂ h_i, since W [h_i, h_j − h_i] = (W₁ − W₂) h_i + W₂ h_j.
+   So the edge pre-activation is z_ij = a_i + p_j.
+2. BatchNorm is a per-channel affine map y = s·x + t with s = γ/√(var + eps); together with a monotone
+   non-decreasing activation it is monotone in z per channel (increasing where s ≥ 0, decreasing where
+   s < 0; the sign of s is the sign of γ). Hence the max over neighbours commutes with it:
+   max_j σ(a_i + p_j) = σ(a_i + ext_j p_j) with ext = max (s ≥ 0) or min (s < 0).
+3. Training-mode statistics (mean and biased variance of z_ij, or of act(z_ij) for conv_act_norm) are
+   computed by one custom autograd function that streams over row chunks, keeps only per-point
+   tensors (a, p, the index, the arg-extreme source index) and recomputes the edge values in backward.
+
+Running statistics are updated exactly like ``nn.BatchNorm1d`` (momentum or cumulative average,
+unbiased variance for ``running_var``, ``num_batches_tracked``). `edge_conv_reference` is the textbook
+gather → Linear → norm/act → max formulation used by tests and the benchmark baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pointseg.nn.mlp import (
+    MONOTONE_ACTS,
+    act_name,
+    apply_norm_act,
+    check_order,
+    create_act,
+    create_norm,
+    norm_name,
+)
+
+# Rows of the (rows, k, C) transient edge tensor processed at once: bounds it to ~16 MB of float32.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def check_conv_input(x: torch.Tensor, idx: torch.Tensor, in_channels: int, name: str) -> None:
+    """Validate ``x (B, N, in_channels)`` and ``idx (B, N, k)`` int64 with values in [0, N)."""
+    if x.dim() != 3 or x.shape[-1] != in_channels:
+        raise ValueError(
+            f"{name}: x must be (B, N, {in_channels}) channels-last, got shape {tuple(x.shape)}"
+        )
+    if idx.dim() != 3 or idx.shape[:2] != x.shape[:2]:
+        raise ValueError(
+            f"{name}: idx must be (B, N, k) = ({x.shape[0]}, {x.shape[1]}, k) matching x, "
+            f"got shape {tuple(idx.shape)}"
+        )
+    if idx.dtype != torch.long:
+        raise ValueError(f"{name}: idx must be int64 (torch.long), got {idx.dtype}")
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= x.shape[1]):
+        raise ValueError(
+            f"{name}: idx values must lie in [0, N={x.shape[1]}), "
+            f"got range [{int(idx.min())}, {int(idx.max())}]"
+        )
+
+
+def flat_index(idx: torch.Tensor, num_points: int) -> torch.Tensor:
+    """(B, N, k) per-batch neighbour indices → (B·N, k) indices into the flattened (B·N) rows."""
+    offsets = torch.arange(idx.shape[0], device=idx.device).view(-1, 1, 1) * num_points
+    return (idx + offsets).reshape(-1, idx.shape[-1])
+
+
+def _chunk_rows(k: int, channels: int) -> int:
+    return max(1, _CHUNK_ELEMENTS // max(1, k * channels))
+
+
+class _EdgeExtremeStats(torch.autograd.Function):
+    """ext_i = sgn · max_j (sgn · p_j) and, optionally, BN statistics of f(a_i + p_j) over all edges.
+
+    Inputs (flattened over the batch): a, p (R, C); fidx (R, k) rows of p; sgn (C,) ±1 or None;
+    stats: 0 = none, 1 = f = identity, 2 = f = leaky ReLU with `slope` (0 → ReLU).
+    Outputs: ext (R, C), mean (C,), biased var (C,) (mean = var = empty when stats == 0).
+    Saved for backward: a, p, fidx, the int32 source row of each extreme, mean — no edge tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, a, p, fidx, sgn, stats: int, slope: float):  # type: ignore[override]
+        rows, channels = p.shape
+        k = fidx.shape[1]
+        step = _chunk_rows(k, channels)
+        ext = p.new_empty(rows, channels)
+        src = torch.empty(rows, channels, dtype=torch.int32, device=p.device)
+        pos = neg = False
+        if sgn is not None:
+            pos, neg = bool((sgn > 0).all()), bool((sgn < 0).all())
+        else:
+            pos = True
+        if stats:
+            # Shift by a per-point estimate of the mean (self edges) so the one-pass variance
+            # E[(z − c)²] − (E[z] − c)² does not cancel catastrophically in float32.
+            shift = a + p
+            if stats == 2:
+                shift = torch.where(shift > 0, shift, shift * slope)
+            shift = shift.mean(0)
+            s1 = torch.zeros(channels, dtype=torch.float64, device=p.device)
+            s2 = torch.zeros(channels, dtype=torch.float64, device=p.device)
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            fi = fidx[r0:r1]  # (r, k)
+            g = p.index_select(0, fi.reshape(-1)).view(r1 - r0, k, channels)  # (r, k, C)
+            if pos:
+                val, arg = g.max(1)
+            elif neg:
+                val, arg = g.min(1)
+            else:
+                val, arg = (g * sgn).max(1)
+                val = val * sgn
+            ext[r0:r1] = val
+            src[r0:r1] = fi.gather(1, arg)
+            if stats:
+                z = g.add_(a[r0:r1].unsqueeze(1))  # (r, k, C) edge pre-activations, in place
+                if stats == 2:
+                    z = torch.where(z > 0, z, z * slope) if slope else z.clamp_(min=0)
+                z = z.sub_(shift)
+                s1 += z.sum((0, 1), dtype=torch.float64)
+                s2 += z.square().sum((0, 1), dtype=torch.float64)
+        if stats:
+            count = rows * k
+            m1 = s1 / count
+            mean = (shift.double() + m1).to(p.dtype)
+            var = (s2 / count - m1.square()).clamp_(min=0).to(p.dtype)
+        else:
+            mean = var = p.new_empty(0)
+        if not stats:
+            ctx.mark_non_differentiable(mean, var)
+        ctx.save_for_backward(a, p, fidx, src, mean)
+        ctx.stats, ctx.slope = stats, slope
+        return ext, mean, var
+
+    @staticmethod
+    def backward(ctx, g_ext, g_mean, g_var):  # type: ignore[override]
+        a, p, fidx, src, mean = ctx.saved_tensors
+        rows, channels = p.shape
+        k = fidx.shape[1]
+        grad_p = torch.zeros_like(p)
+        grad_a = None
+        if g_ext is not None:
+            grad_p.scatter_add_(0, src.long(), g_ext)
+        if ctx.stats and (g_mean is not None or g_var is not None):
+            count = rows * k
+            gm = (g_mean if g_mean is not None else torch.zeros_like(mean)) / count
+            gv = (g_var if g_var is not None else torch.zeros_like(mean)) * (2.0 / count)
+            grad_a = torch.zeros_like(a)
+            step = _chunk_rows(k, channels)
+            for r0 in range(0, rows, step):
+                r1 = min(rows, r0 + step)
+                fi = fidx[r0:r1].reshape(-1)
+                z = p.index_select(0, fi).view(r1 - r0, k, channels)
+                z = z.add_(a[r0:r1].unsqueeze(1))  # (r, k, C)
+                deriv = None
+                if ctx.stats == 2:
+                    positive = z > 0
+                    if ctx.slope:
+                        z = torch.where(positive, z, z * ctx.slope)
+                        deriv = torch.full_like(z, ctx.slope).masked_fill_(positive, 1.0)
+                    else:
+                        z = z.clamp_(min=0)
+                        deriv = positive
+                # d mean/dz = 1/M, d var/dz = 2 (f(z) − mean)/M, times f'(z).
+                d = z.sub_(mean).mul_(gv).add_(gm)
+                if deriv is not None:
+                    d = d.mul_(deriv)
+                grad_a[r0:r1] = d.sum(1)
+                grad_p.index_add_(0, fi, d.view(-1, channels))
+        return grad_a, grad_p, None, None, None, None
+
+
+def edge_extreme_stats(
+    a: torch.Tensor,
+    p: torch.Tensor,
+    idx: torch.Tensor,
+    sgn: torch.Tensor | None = None,
+    *,
+    stats: int = 0,
+    slope: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fused neighbour extreme + edge statistics on dense graphs (see `_EdgeExtremeStats`).
+
+    a, p: (B, N, C); idx: (B, N, k). Returns ext (B, N, C) = sgn·max_j(sgn·p_j) and per-channel mean,
+    biased var of f(a_i + p_j) over all B·N·k edges (f per `stats`; empty tensors when stats == 0).
+    """
+    b, n, c = p.shape
+    fidx = flat_index(idx, n)
+    ext, mean, var = _EdgeExtremeStats.apply(
+        a.reshape(b * n, c), p.reshape(b * n, c), fidx, sgn, stats, slope
+    )
+    return ext.view(b, n, c), mean, var
+
+
+def neighbor_max(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """max_{j ∈ N(i)} x_j per channel: x (B, N, C), idx (B, N, k) → (B, N, C); stores no edge tensor."""
+    return edge_extreme_stats(x, x, idx)[0]
+
+
+def gather_neighbors(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x_j for j ∈ N(i): x (B, N, C), idx (B, N, k) → (B, N, k, C)."""
+    b, n, c = x.shape
+    fidx = flat_index(idx, n).reshape(-1)
+    return x.reshape(b * n, c).index_select(0, fidx).view(b, n, idx.shape[-1], c)
+
+
+def edge_conv_reference(
+    x: torch.Tensor,
+    idx: torch.Tensor,
+    lin: nn.Linear,
+    norm: nn.Module | None,
+    act: nn.Module,
+    order: str = "conv_act_norm",
+) -> torch.Tensor:
+    """Textbook EdgeConv: gather [h_i, h_j − h_i] (B, N, k, 2C) → Linear → norm/act → max over k.
+
+    This is what the original code computes (and stores for autograd): ~5 N·k·C-sized tensors per
+    layer. Norm statistics are over all B·N·k edges (norm is applied to a (B, N·k, C_out) view).
+    """
+    b, n, c = x.shape
+    k = idx.shape[-1]
+    xj = gather_neighbors(x, idx)  # (B, N, k, C)
+    xi = x.unsqueeze(2).expand(b, n, k, c)  # (B, N, k, C)
+    z = lin(torch.cat([xi, xj - xi], dim=-1))  # (B, N, k, C_out)
+    y = apply_norm_act(z.reshape(b, n * k, -1), norm, act, order)  # (B, N·k, C_out)
+    return y.view(b, n, k, -1).max(dim=2).values
+
+
+class EdgeConv(nn.Module):
+    r"""EdgeConv on a dense kNN graph, fused (default) or textbook (``fused=False``).
+
+    Paper: Wang et al., "Dynamic Graph CNN for Learning on Point Clouds", TOG 2019; as used by
+    DeepGCNs (Li et al., ICCV 2019). Update rule:
+    :math:`h_i' = \max_{j \in N(i)} \sigma(W [h_i, h_j - h_i] + b)`, σ = act→norm (``conv_act_norm``)
+    or norm→act (``conv_norm_act``).
+
+    Parameters: ``lin`` = ``nn.Linear(2*in, out)`` with input order ``[h_i, h_j − h_i]``; ``norm`` =
+    ``nn.BatchNorm1d(out)`` (a channels-last subclass, same state dict) or None.
+
+    Shapes: ``x (B, N, in_channels)``, ``idx (B, N, k)`` int64 → ``(B, N, out_channels)``.
+
+    The fused path applies when norm ∈ {batch, none} and the activation is monotone non-decreasing
+    (``MONOTONE_ACTS``); with ``conv_act_norm`` and training-mode BatchNorm the activation must
+    also be relu / leaky_relu / none. Otherwise (or with ``fused=False``) the reference path runs.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        order: str = "conv_act_norm",
+        norm: str | None = "batch",
+        act: str | None = "relu",
+        bias: bool = True,
+        fused: bool = True,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.order = check_order(order)
+        self.norm_type, self.act_type = norm_name(norm), act_name(act)
+        self.fused = fused
+        self.lin = nn.Linear(2 * in_channels, out_channels, bias=bias or self.norm_type == "none")
+        self.norm = create_norm(norm, out_channels)
+        self.act = create_act(act)
+
+    def reset_parameters(self) -> None:
+        self.lin.reset_parameters()
+        if self.norm is not None:
+            self.norm.reset_parameters()
+
+    def _fusable(self, batch_stats: bool) -> bool:
+        if self.norm_type not in ("batch", "none") or self.act_type not in MONOTONE_ACTS:
+            return False
+        if self.norm is not None and batch_stats and self.order == "conv_act_norm":
+            return self.act_type in ("relu", "leaky_relu", "none")
+        return True
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        check_conv_input(x, idx, self.in_channels, "EdgeConv")
+        norm = self.norm
+        batch_stats = norm is not None and (norm.training or norm.running_mean is None)
+        if not (self.fused and self._fusable(batch_stats)):
+            return edge_conv_reference(x, idx, self.lin, norm, self.act, self.order)
+
+        c = self.in_channels
+        w_self, w_nb = self.lin.weight[:, :c], self.lin.weight[:, c:]  # (C_out, C) each
+        a = F.linear(x, w_self - w_nb, self.lin.bias)  # (B, N, C_out): (W₁ − W₂) h_i + b
+        p = F.linear(x, w_nb)  # (B, N, C_out): W₂ h_j
+        if norm is None:
+            ext = edge_extreme_stats(a, p, idx)[0]  # (B, N, C_out) = max_j p_j
+            return self.act(a + ext)
+
+        gamma = norm.weight if norm.affine else None
+        # BN scale γ/√(var+eps) has the sign of γ: take the min over neighbours where it is negative.
+        sgn = None if gamma is None else torch.where(gamma.detach() >= 0, 1.0, -1.0).to(p.dtype)
+        if batch_stats:
+            stats = 2 if self.order == "conv_act_norm" and self.act_type != "none" else 1
+            slope = float(self.act.negative_slope) if self.act_type == "leaky_relu" else 0.0
+            ext, mean, var = edge_extreme_stats(a, p, idx, sgn, stats=stats, slope=slope)
+            self._update_running_stats(mean, var, idx.numel())
+        else:
+            ext = edge_extreme_stats(a, p, idx, sgn)[0]
+            mean, var = norm.running_mean, norm.running_var
+        scale = torch.rsqrt(var + norm.eps)  # (C_out,)
+        if gamma is not None:
+            scale = scale * gamma
+        shift = -mean * scale
+        if norm.affine:
+            shift = shift + norm.bias
+        if self.order == "conv_norm_act":
+            return self.act((a + ext) * scale + shift)
+        return self.act(a + ext) * scale + shift
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
+        """Same update as ``F.batch_norm`` in training mode (running_var gets the unbiased var)."""
+        norm = self.norm
+        if not (norm.training and norm.track_running_stats):
+            return
+        norm.num_batches_tracked.add_(1)
+        if norm.momentum is None:
+            factor = 1.0 / float(norm.num_batches_tracked)
+        else:
+            factor = norm.momentum
+        norm.running_mean.mul_(1 - factor).add_(mean.detach(), alpha=factor)
+        unbiased = var.detach() * (count / max(count - 1, 1))
+        norm.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
+            f"order={self.order}, norm={self.norm_type}, act={self.act_type}, fused={self.fused})"
+        )
