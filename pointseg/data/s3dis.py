@@ -1,0 +1,1050 @@
+"""S3DIS: the class table, a robust raw-room parser and the canonical room cache.
+
+Raw layout (Stanford, v1.2 aligned or not): ``Area_N/<room>/Annotations/<class>_<k>.txt`` with one
+``x y z r g b`` line per point. Every annotation file becomes one object: its points get the
+semantic label of the file-name prefix (unknown prefixes such as ``stairs`` become clutter) and a
+per-room running instance id.
+
+Cache (written by :func:`prepare_s3dis`, read by everyone else):
+
+- ``<out>/Area_N/<room>.npz``: ``xyz`` float32 (n, 3), ``rgb`` uint8 (n, 3), ``label`` uint8 (n,),
+  ``instance`` int32 (n,).
+- ``<out>/index.json``: ``{"version": 1, "classes": [...], "rooms": [{"area", "room", "file",
+  "points", "histogram", ...}]}``; each room entry also records the npz size and sha256 (resume
+  verification), the source fingerprint and the room's parse issues.
+- ``<out>/prepare_report.jsonl``: one JSON object per issue (file, line, raw bytes, action).
+
+Parsing strategy (speed): the whole file is read as bytes; a bytes-level check
+(``bytes.translate``, GB/s) proves it contains only ``0-9 . - space newline``; then pandas' C reader
+parses it with explicit dtypes, and the row count must equal the newline count. Anything else
+(control bytes, wrong column counts, text, blank lines, non-integral colours, ...) sends the file
+to a line-by-line path that repairs what is unambiguous, skips the rest, and reports every line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import itertools
+import json
+import multiprocessing
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pointseg.errors import DataError
+from pointseg.io import atomic_write, atomic_write_text
+
+# --------------------------------------------------------------------------------------------
+# Class table (DESIGN §4: this order, these colours; key result tables by name, not index)
+# --------------------------------------------------------------------------------------------
+
+CLASSES: tuple[str, ...] = (
+    "ceiling",
+    "floor",
+    "wall",
+    "beam",
+    "column",
+    "window",
+    "door",
+    "table",
+    "chair",
+    "sofa",
+    "bookcase",
+    "board",
+    "clutter",
+)
+NUM_CLASSES = len(CLASSES)
+CLUTTER_ID = CLASSES.index("clutter")
+CLASS_TO_ID: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
+CLASS_COLORS: np.ndarray = np.array(
+    [
+        (0, 255, 0),  # ceiling
+        (0, 0, 255),  # floor
+        (0, 255, 255),  # wall
+        (255, 255, 0),  # beam
+        (255, 0, 255),  # column
+        (100, 100, 255),  # window
+        (200, 200, 100),  # door
+        (170, 120, 200),  # table
+        (255, 0, 0),  # chair
+        (200, 100, 100),  # sofa
+        (10, 200, 100),  # bookcase
+        (200, 200, 200),  # board
+        (50, 50, 50),  # clutter
+    ],
+    dtype=np.uint8,
+)
+CLASS_COLORS.setflags(write=False)
+
+INDEX_VERSION = 1
+INDEX_NAME = "index.json"
+REPORT_NAME = "prepare_report.jsonl"
+CACHE_KEYS = ("xyz", "rgb", "label", "instance")
+
+# Line-level issues beyond this many per (file, kind) are summarised in one entry with the count.
+MAX_LINE_ISSUES_PER_KIND = 50
+
+
+def class_name_to_id(name: str, *, strict: bool = False) -> int:
+    """Map an S3DIS class name (case-insensitive) to its DESIGN §4 index.
+
+    Unknown names (e.g. ``stairs``) map to clutter, as in the raw-data convention; with
+    ``strict=True`` they raise ``KeyError`` listing the valid names instead.
+    """
+    key = name.strip().lower()
+    if key in CLASS_TO_ID:
+        return CLASS_TO_ID[key]
+    if strict:
+        raise KeyError(f"unknown S3DIS class {name!r}; valid: {', '.join(CLASSES)}")
+    return CLUTTER_ID
+
+
+# --------------------------------------------------------------------------------------------
+# Issues
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Issue:
+    """One problem found while parsing, and what was done about it.
+
+    ``kind`` is a short machine-readable tag (``control-byte``, ``bad-columns``, ``not-numeric``,
+    ``non-finite``, ``colour-range``, ``colour-fraction``, ``blank-line``, ``empty-file``,
+    ``duplicate-file``, ``unknown-class``, ``missing-annotations``, ``room-failed``, ...);
+    ``action`` says what happened (``repaired``, ``skipped line``, ``clipped``, ``skipped file``,
+    ``mapped to clutter``, ``room failed``, ...). ``raw`` is the offending line with non-printable
+    bytes escaped (``185\\x00187``).
+    """
+
+    kind: str
+    action: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    raw: str | None = None
+    area: str | None = None
+    room: str | None = None
+    count: int = 1  # > 1 for a summary entry standing for several lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Issue:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def __str__(self) -> str:
+        where = self.file or ""
+        if self.line is not None:
+            where += f":{self.line}"
+        raw = f" raw={self.raw!r}" if self.raw is not None else ""
+        return f"{where}: {self.kind}: {self.message} -> {self.action}{raw}"
+
+
+def _escape(raw: bytes, limit: int = 200) -> str:
+    """Printable form of a raw line: ASCII kept, every other byte as ``\\xNN``."""
+    text = repr(raw[:limit])[2:-1]
+    return text + ("..." if len(raw) > limit else "")
+
+
+class _IssueLog:
+    """Collects issues of one file, capping line-level entries per kind (counted, never dropped)."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.issues: list[Issue] = []
+        self._counts: Counter[str] = Counter()
+        self._actions: dict[str, str] = {}
+
+    def add(
+        self,
+        kind: str,
+        action: str,
+        message: str,
+        line: int | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        self._counts[kind] += 1
+        self._actions.setdefault(kind, action)
+        if line is not None and self._counts[kind] > MAX_LINE_ISSUES_PER_KIND:
+            return
+        self.issues.append(
+            Issue(
+                kind,
+                action,
+                message,
+                file=self.file,
+                line=line,
+                raw=None if raw is None else _escape(raw),
+            )
+        )
+
+    def finish(self) -> list[Issue]:
+        for kind, n in self._counts.items():
+            extra = n - MAX_LINE_ISSUES_PER_KIND
+            if extra > 0:
+                self.issues.append(
+                    Issue(
+                        kind,
+                        self._actions[kind],
+                        f"{extra} more lines with this problem (only the first "
+                        f"{MAX_LINE_ISSUES_PER_KIND} are listed; {n} in total)",
+                        file=self.file,
+                        count=extra,
+                    )
+                )
+        return self.issues
+
+
+# --------------------------------------------------------------------------------------------
+# One annotation file
+# --------------------------------------------------------------------------------------------
+
+_FAST_BYTES = b"0123456789.- \n"  # the only bytes of a clean file
+_WHITESPACE = b" \t\r\n\x0b\x0c"
+# Control bytes (other than whitespace) and DEL: the stray bytes of the known corrupt lines.
+_CONTROL = bytes(b for b in itertools.chain(range(32), [127]) if b not in _WHITESPACE)
+_CONTROL_RE = re.compile(b"[" + re.escape(_CONTROL) + b"]")
+_NUMBER_RE = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_MAX_CONTROL_COMBINATIONS = 4  # 2**4 repair candidates at most per line
+
+
+def _fast_parse(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """Parse a clean file with pandas' C reader; None if the file is not provably clean.
+
+    Returns xyz float32 (n, 3) and rgb int32 (n, 3) (range checked by the caller).
+    """
+    if buf.translate(None, _FAST_BYTES):
+        return None  # some byte outside digits, '.', '-', ' ', '\n'
+    n_lines = buf.count(b"\n") + (0 if buf.endswith(b"\n") else 1)
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(
+            io.BytesIO(buf),
+            sep=" ",
+            header=None,
+            engine="c",
+            na_filter=False,
+            low_memory=False,
+            # float32 straight from the reader equals float64-then-cast (checked in tests);
+            # integer colours: a fractional colour fails here and goes to the slow path.
+            dtype={
+                0: np.float32,
+                1: np.float32,
+                2: np.float32,
+                3: np.int32,
+                4: np.int32,
+                5: np.int32,
+            },
+        )
+    except (ValueError, OverflowError, pd.errors.ParserError):
+        return None
+    # Blank lines are skipped silently by the reader and a trailing space adds a column: both
+    # show up here and are then reported line by line.
+    if df.shape != (n_lines, 6):
+        return None
+    values = [df[c].to_numpy() for c in range(6)]
+    xyz = np.stack(values[:3], axis=1)  # (n, 3) float32
+    rgb = np.stack(values[3:], axis=1)  # (n, 3) int32
+    return xyz, rgb
+
+
+def _parse_fields(fields: list[bytes]) -> list[float] | None:
+    """Six numbers from six tokens, or None if any token is not a plain number."""
+    if len(fields) != 6:
+        return None
+    try:
+        if not all(_NUMBER_RE.fullmatch(f) for f in fields):
+            return None
+        return [float(f) for f in fields]
+    except ValueError:
+        return None
+
+
+def _repair_candidates(line: bytes) -> list[tuple[bytes, str]]:
+    """Every way of reading the control bytes of a line as a separator or as nothing."""
+    spans = [m.start() for m in _CONTROL_RE.finditer(line)]
+    if len(spans) > _MAX_CONTROL_COMBINATIONS:
+        options = [(b" ",) * len(spans), (b"",) * len(spans)]
+    else:
+        options = list(itertools.product((b" ", b""), repeat=len(spans)))
+    out = []
+    for choice in options:
+        parts, prev = [], 0
+        for pos, rep in zip(spans, choice, strict=True):
+            parts += [line[prev:pos], rep]
+            prev = pos + 1
+        parts.append(line[prev:])
+        what = ", ".join(
+            f"{_escape(line[p : p + 1])} at byte {p} {'-> space' if r else 'deleted'}"
+            for p, r in zip(spans, choice, strict=True)
+        )
+        out.append((b"".join(parts), what))
+    return out
+
+
+def _slow_parse(buf: bytes, log: _IssueLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Line-by-line parse with repair of unambiguous control bytes; reports every bad line.
+
+    Returns values float64 (n, 6), line numbers int64 (n,) (1-based) of the kept points.
+    """
+    rows: list[list[float]] = []
+    line_numbers: list[int] = []
+    lines = buf.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the final newline does not start a line
+    for number, raw in enumerate(lines, start=1):
+        line = raw
+        if line.endswith(b"\r"):
+            line = line[:-1]  # Windows line ending: harmless
+        fields = line.split()
+        if not fields:
+            log.add("blank-line", "skipped line", "blank line", number, raw)
+            continue
+        values = _parse_fields(fields)
+        if values is not None:
+            rows.append(values)
+            line_numbers.append(number)
+            continue
+        if _CONTROL_RE.search(line):
+            # A stray control byte either replaced a separator (`185\x00187`, five columns) or
+            # sits inside a number (`103.0\x100000`, seven columns): keep the unique reading
+            # that gives six numbers; several different readings are ambiguous.
+            good: dict[tuple[float, ...], str] = {}
+            for candidate, what in _repair_candidates(line):
+                parsed = _parse_fields(candidate.split())
+                if parsed is not None:
+                    good.setdefault(tuple(parsed), what)
+            if len(good) == 1:
+                ((parsed, what),) = good.items()
+                rows.append(list(parsed))
+                line_numbers.append(number)
+                log.add("control-byte", f"repaired ({what})", "stray control byte", number, raw)
+            elif good:
+                log.add(
+                    "control-byte",
+                    "skipped line",
+                    f"stray control byte with {len(good)} different six-number readings (ambiguous)",
+                    number,
+                    raw,
+                )
+            else:
+                log.add(
+                    "control-byte",
+                    "skipped line",
+                    "stray control byte, no reading gives six numbers",
+                    number,
+                    raw,
+                )
+            continue
+        if all(_NUMBER_RE.fullmatch(f) for f in fields):
+            log.add(
+                "bad-columns",
+                "skipped line",
+                f"{len(fields)} numbers, expected 6 (x y z r g b)",
+                number,
+                raw,
+            )
+        else:
+            log.add("not-numeric", "skipped line", "not six numbers (x y z r g b)", number, raw)
+    values = np.array(rows, dtype=np.float64).reshape(-1, 6)
+    return values, np.array(line_numbers, dtype=np.int64)
+
+
+def parse_annotation_file(
+    path: str | os.PathLike, *, name: str | None = None
+) -> tuple[np.ndarray, np.ndarray, list[Issue]]:
+    """Parse one ``x y z r g b`` annotation file robustly.
+
+    Returns ``xyz`` float32 (n, 3), ``rgb`` uint8 (n, 3) and the issues found (``name`` is the file
+    name used in them; default: the path). Repairs: a stray control byte that unambiguously reads as
+    a separator or as nothing; colours outside 0..255 are clipped, fractional colours rounded.
+    Skipped (and reported): lines that are not six numbers, non-finite values, blank lines.
+    """
+    path = Path(path)
+    log = _IssueLog(name or str(path))
+    buf = path.read_bytes()
+    if not buf.strip():
+        log.add(
+            "empty-file",
+            "skipped file",
+            "file has no points" + (" (whitespace only)" if buf else ""),
+        )
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), log.finish()
+
+    fast = _fast_parse(buf)
+    if fast is not None:
+        xyz, rgb_int = fast
+        bad_rows = ~np.isfinite(xyz).all(axis=1)  # overflowing digits become inf in float32
+        out_of_range = ((rgb_int < 0) | (rgb_int > 255)).any(axis=1)
+        if not bad_rows.any() and not out_of_range.any():
+            return xyz, rgb_int.astype(np.uint8), log.finish()
+        # Rare: redo with float64 values and line numbers so each line can be reported.
+    values, line_numbers = _slow_parse(buf, log)
+    lines = buf.split(b"\n")
+
+    finite = np.isfinite(values).all(axis=1)
+    for i in np.flatnonzero(~finite):
+        n = int(line_numbers[i])
+        log.add("non-finite", "skipped line", "NaN or infinite value", n, lines[n - 1])
+    values, line_numbers = values[finite], line_numbers[finite]
+    xyz = values[:, :3].astype(np.float32)
+    inf32 = ~np.isfinite(xyz).all(axis=1)  # finite in float64 but too large for float32
+    for i in np.flatnonzero(inf32):
+        n = int(line_numbers[i])
+        log.add("non-finite", "skipped line", "coordinate too large for float32", n, lines[n - 1])
+    values, line_numbers, xyz = values[~inf32], line_numbers[~inf32], xyz[~inf32]
+
+    rgb = values[:, 3:]
+    out_of_range = ((rgb < 0) | (rgb > 255)).any(axis=1)
+    for i in np.flatnonzero(out_of_range):
+        n = int(line_numbers[i])
+        log.add(
+            "colour-range",
+            "clipped to 0..255",
+            f"colour {rgb[i].tolist()} outside 0..255",
+            n,
+            lines[n - 1],
+        )
+    fraction = (rgb != np.round(rgb)).any(axis=1) & ~out_of_range
+    for i in np.flatnonzero(fraction):
+        n = int(line_numbers[i])
+        log.add(
+            "colour-fraction",
+            "rounded",
+            f"colour {rgb[i].tolist()} is not integral",
+            n,
+            lines[n - 1],
+        )
+    rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    return xyz, rgb, log.finish()
+
+
+# --------------------------------------------------------------------------------------------
+# One room
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RoomData:
+    """One parsed room. Arrays: xyz float32 (n, 3), rgb uint8 (n, 3), label uint8 (n,),
+    instance int32 (n,) = running id of the annotation file within the room (0-based)."""
+
+    area: str
+    room: str
+    xyz: np.ndarray
+    rgb: np.ndarray
+    label: np.ndarray
+    instance: np.ndarray
+    objects: list[dict[str, Any]]  # per instance: {"file", "class", "points"}
+
+    @property
+    def num_points(self) -> int:
+        return int(self.xyz.shape[0])
+
+    def histogram(self) -> list[int]:
+        return np.bincount(self.label, minlength=NUM_CLASSES).tolist()
+
+
+class RoomError(DataError):
+    """A room that cannot be prepared; carries the issues found before the failure."""
+
+    def __init__(self, message: str, issues: list[Issue] | None = None):
+        super().__init__(message)
+        self.issues = issues or []
+
+
+_DUPLICATE_RE = re.compile(r"^(?P<base>.+?) \((?P<n>\d+)\)$")  # `wall_3 (1)` -> `wall_3`
+
+
+def _natural_key(name: str) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
+
+
+def parse_room(room_dir: str | os.PathLike) -> tuple[RoomData, list[Issue]]:
+    """Parse ``<room_dir>/Annotations/*.txt`` into one labelled room.
+
+    Files are taken in natural name order; each one is an instance. The label is the file-name
+    prefix before the first ``_`` (unknown prefixes -> clutter, reported). A duplicate download
+    such as ``wall_3 (1).txt`` is skipped if byte-identical to ``wall_3.txt``, otherwise kept as
+    its own instance; both cases are reported. Raises :class:`RoomError` (a ``DataError``) if the
+    room has no ``Annotations/`` folder, no annotation files, or no valid points.
+    """
+    room_dir = Path(room_dir)
+    area, room = room_dir.parent.name, room_dir.name
+    issues: list[Issue] = []
+    ann = room_dir / "Annotations"
+    if not ann.is_dir():
+        raise RoomError(f"{room_dir}: missing Annotations/ folder (expected {ann}/<class>_<i>.txt)")
+    entries = sorted(ann.iterdir(), key=lambda p: _natural_key(p.name))
+    files = [p for p in entries if p.is_file() and p.suffix.lower() == ".txt"]
+    for p in entries:
+        if p not in files and not p.name.startswith("."):
+            issues.append(
+                Issue(
+                    "ignored-file", "ignored", "not a .txt annotation file", file=_rel(p, room_dir)
+                )
+            )
+    if not files:
+        raise RoomError(f"{ann}: no <class>_<i>.txt annotation files")
+    stems = {p.stem for p in files}
+
+    xyz_parts, rgb_parts, label_parts, instance_parts = [], [], [], []
+    objects: list[dict[str, Any]] = []
+    for path in files:
+        rel = _rel(path, room_dir)
+        stem = path.stem
+        dup = _DUPLICATE_RE.match(stem)
+        if dup and dup["base"] in stems:
+            original = ann / f"{dup['base']}{path.suffix}"
+            if _same_bytes(path, original):
+                issues.append(
+                    Issue(
+                        "duplicate-file",
+                        "skipped file",
+                        f"byte-identical copy of {original.name}",
+                        file=rel,
+                    )
+                )
+                continue
+            issues.append(
+                Issue(
+                    "duplicate-file",
+                    "kept as a separate object",
+                    f"named like a copy of {original.name} but the contents differ",
+                    file=rel,
+                )
+            )
+        if dup:
+            stem = dup["base"]
+        prefix = stem.split("_")[0]
+        label = class_name_to_id(prefix)
+        if prefix.lower() not in CLASS_TO_ID:
+            issues.append(
+                Issue(
+                    "unknown-class",
+                    "mapped to clutter",
+                    f"unknown class prefix {prefix!r}",
+                    file=rel,
+                )
+            )
+        try:
+            xyz, rgb, file_issues = parse_annotation_file(path, name=rel)
+        except OSError as exc:
+            raise RoomError(f"{path}: cannot read: {exc.strerror or exc}", issues) from exc
+        issues.extend(file_issues)
+        n = xyz.shape[0]
+        if n == 0:
+            if not any(i.kind == "empty-file" for i in file_issues):
+                issues.append(
+                    Issue("empty-file", "skipped file", "no valid line in file", file=rel)
+                )
+            continue
+        instance_id = len(objects)
+        objects.append({"file": path.name, "class": CLASSES[label], "points": int(n)})
+        xyz_parts.append(xyz)
+        rgb_parts.append(rgb)
+        label_parts.append(np.full(n, label, np.uint8))
+        instance_parts.append(np.full(n, instance_id, np.int32))
+    for issue in issues:
+        issue.area, issue.room = area, room
+    if not objects:
+        raise RoomError(f"{ann}: no valid points in {len(files)} annotation file(s)", issues)
+    data = RoomData(
+        area=area,
+        room=room,
+        xyz=np.concatenate(xyz_parts),
+        rgb=np.concatenate(rgb_parts),
+        label=np.concatenate(label_parts),
+        instance=np.concatenate(instance_parts),
+        objects=objects,
+    )
+    return data, issues
+
+
+def _rel(path: Path, room_dir: Path) -> str:
+    """``Area_N/<room>/Annotations/<file>``: the path users see in reports."""
+    try:
+        return str(path.relative_to(room_dir.parent.parent))
+    except ValueError:
+        return str(path)
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    return a.read_bytes() == b.read_bytes()
+
+
+# --------------------------------------------------------------------------------------------
+# Cache: write / read
+# --------------------------------------------------------------------------------------------
+
+
+def save_room(path: str | os.PathLike, room: RoomData) -> None:
+    """Write the canonical ``.npz`` atomically (uncompressed: loading is memory-speed)."""
+    with atomic_write(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        # A file object, not a path: np.savez would append ".npz" to the temp name.
+        np.savez(fh, xyz=room.xyz, rgb=room.rgb, label=room.label, instance=room.instance)
+        # mkstemp creates 0600 files; a shared cache should be readable like any other output.
+        os.chmod(tmp, 0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_EXPECTED = {
+    "xyz": (np.float32, 2),
+    "rgb": (np.uint8, 2),
+    "label": (np.uint8, 1),
+    "instance": (np.int32, 1),
+}
+
+
+def load_room(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load a cached room: ``{"xyz" float32 (n,3), "rgb" uint8 (n,3), "label" uint8 (n,),
+    "instance" int32 (n,)}``. Raises DataError naming the file and the bad array."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # zip / format errors: a damaged cache file
+        raise DataError(
+            f"{path}: not a readable room cache ({exc}); rerun `pointseg prepare s3dis --force`"
+        ) from exc
+    missing = [k for k in CACHE_KEYS if k not in data]
+    if missing:
+        raise DataError(f"{path}: room cache lacks {missing}; expected keys {list(CACHE_KEYS)}")
+    n = data["xyz"].shape[0]
+    for key, (dtype, ndim) in _EXPECTED.items():
+        arr = data[key]
+        shape_ok = arr.ndim == ndim and arr.shape[0] == n and (ndim == 1 or arr.shape[1] == 3)
+        if arr.dtype != dtype or not shape_ok:
+            want = f"({n}, 3)" if ndim == 2 else f"({n},)"
+            raise DataError(
+                f"{path}: array {key!r} is {arr.dtype} {arr.shape}, expected {np.dtype(dtype)} {want}"
+            )
+    return data
+
+
+def read_index(root: str | os.PathLike) -> dict[str, Any]:
+    """Read ``<root>/index.json`` written by :func:`prepare_s3dis`."""
+    path = Path(root) / INDEX_NAME
+    if not path.is_file():
+        raise DataError(
+            f"{path}: no room index; run `pointseg prepare s3dis --raw <...> --out {root}` first"
+        )
+    try:
+        index = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); rerun `pointseg prepare s3dis`") from exc
+    if not isinstance(index, dict) or index.get("version") != INDEX_VERSION or "rooms" not in index:
+        raise DataError(f"{path}: not a version-{INDEX_VERSION} S3DIS room index")
+    return index
+
+
+def normalize_area(area: int | str) -> str:
+    """``1``, ``"1"``, ``"Area_1"``, ``"area_1"`` -> ``"Area_1"``."""
+    text = str(area).strip()
+    m = re.fullmatch(r"(?i:area_?)?(\d+)", text)
+    if not m:
+        raise ValueError(f"bad S3DIS area {area!r}: expected a number 1-6 or 'Area_N'")
+    return f"Area_{int(m[1])}"
+
+
+def list_rooms(
+    root: str | os.PathLike, areas: Iterable[int | str] | None = None
+) -> list[dict[str, Any]]:
+    """Index entries of the cached rooms (optionally only ``areas``), sorted by area and room.
+
+    Each entry is the ``index.json`` record plus ``"path"``: the absolute path of its ``.npz``.
+    """
+    root = Path(root)
+    index = read_index(root)
+    wanted = None if areas is None else {normalize_area(a) for a in areas}
+    rooms = []
+    for entry in index["rooms"]:
+        if wanted is not None and entry["area"] not in wanted:
+            continue
+        rooms.append({**entry, "path": str((root / entry["file"]).resolve())})
+    rooms.sort(key=lambda e: (_natural_key(e["area"]), _natural_key(e["room"])))
+    return rooms
+
+
+# --------------------------------------------------------------------------------------------
+# prepare_s3dis: every room, in parallel, resumable
+# --------------------------------------------------------------------------------------------
+
+_AREA_RE = re.compile(r"^Area_(\d+)$")
+
+
+def find_area_root(raw: str | os.PathLike) -> Path:
+    """The folder holding ``Area_N`` folders: ``raw`` itself, or a ``Stanford3dDataset_v1.2*``
+    (aligned or not) folder at most two levels below it."""
+    raw = Path(raw)
+    if not raw.is_dir():
+        raise DataError(f"--raw {raw}: not a folder")
+
+    def has_areas(p: Path) -> bool:
+        return any(c.is_dir() and _AREA_RE.match(c.name) for c in p.iterdir())
+
+    if has_areas(raw):
+        return raw
+    found = []
+    for child in sorted(raw.iterdir()):
+        if not child.is_dir():
+            continue
+        if has_areas(child):
+            found.append(child)
+            continue
+        found += [g for g in sorted(child.iterdir()) if g.is_dir() and has_areas(g)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DataError(
+            f"--raw {raw}: no Area_N folders found (expected Stanford3dDataset_v1.2_Aligned_Version/"
+            "Area_N/<room>/Annotations/ or a folder containing Area_N/)"
+        )
+    raise DataError(
+        f"--raw {raw}: several datasets found ({', '.join(str(f) for f in found)}); pass one of them"
+    )
+
+
+@dataclasses.dataclass
+class RoomTask:
+    area: str
+    room: str
+    room_dir: str
+    out_file: str  # relative to out
+    out: str
+
+
+@dataclasses.dataclass
+class PrepareResult:
+    """Outcome of :func:`prepare_s3dis`."""
+
+    out: Path
+    done: list[dict[str, Any]]  # index entries prepared in this run
+    skipped: list[dict[str, Any]]  # entries already done and verified
+    failed: list[dict[str, Any]]  # {"area", "room", "reason"}
+    issues: list[Issue]  # every issue of every room in the index + failed rooms
+    seconds: float
+    bytes_read: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def report_path(self) -> Path:
+        return self.out / REPORT_NAME
+
+
+def _source_fingerprint(room_dir: Path) -> dict[str, int]:
+    """Sizes and mtimes of the annotation files: a changed raw room is re-prepared."""
+    ann = room_dir / "Annotations"
+    size = count = mtime = 0
+    if ann.is_dir():
+        for p in ann.iterdir():
+            if p.is_file():
+                st = p.stat()
+                size += st.st_size
+                count += 1
+                mtime = max(mtime, st.st_mtime_ns)
+    return {"files": count, "bytes": size, "mtime_ns": mtime}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _verify(entry: dict[str, Any], out: Path, source: dict[str, int]) -> bool:
+    """A cached room is done if its npz has the recorded size and checksum and the raw room is unchanged."""
+    path = out / entry.get("file", "")
+    try:
+        if path.stat().st_size != entry.get("bytes"):
+            return False
+    except OSError:
+        return False
+    return entry.get("source") == source and _sha256(path) == entry.get("sha256")
+
+
+def _prepare_room(task: RoomTask) -> dict[str, Any]:
+    """Worker: parse one room and write its npz. Never raises (the failure is returned)."""
+    t0 = time.perf_counter()
+    room_dir = Path(task.room_dir)
+    try:
+        source = _source_fingerprint(room_dir)
+        data, issues = parse_room(room_dir)
+        path = Path(task.out) / task.out_file
+        save_room(path, data)
+        entry = {
+            "area": task.area,
+            "room": task.room,
+            "file": task.out_file,
+            "points": data.num_points,
+            "histogram": data.histogram(),
+            "instances": len(data.objects),
+            "objects": data.objects,
+            "bytes": path.stat().st_size,
+            "sha256": _sha256(path),
+            "source": source,
+            "issues": [i.to_dict() for i in issues],
+        }
+        return {
+            "ok": True,
+            "entry": entry,
+            "seconds": time.perf_counter() - t0,
+            "bytes_read": source["bytes"],
+        }
+    except Exception as exc:  # one room fails alone, with the reason
+        issues = list(getattr(exc, "issues", []))
+        reason = str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__}: {exc}"
+        for i in issues:
+            i.area, i.room = task.area, task.room
+        issues.append(
+            Issue(
+                "room-failed",
+                "room failed",
+                reason,
+                file=f"{task.area}/{task.room}",
+                area=task.area,
+                room=task.room,
+            )
+        )
+        return {
+            "ok": False,
+            "area": task.area,
+            "room": task.room,
+            "reason": reason,
+            "issues": [i.to_dict() for i in issues],
+            "seconds": time.perf_counter() - t0,
+            "bytes_read": 0,
+        }
+
+
+def _write_index(
+    out: Path, rooms: dict[tuple[str, str], dict[str, Any]], raw: Path, failed: list[dict]
+) -> None:
+    entries = sorted(
+        rooms.values(), key=lambda e: (_natural_key(e["area"]), _natural_key(e["room"]))
+    )
+    index = {
+        "version": INDEX_VERSION,
+        "classes": list(CLASSES),
+        "raw": str(raw),
+        "rooms": entries,
+        "failed": failed,
+    }
+    atomic_write_text(out / INDEX_NAME, json.dumps(index, indent=1) + "\n")
+
+
+def prepare_s3dis(
+    raw: str | os.PathLike,
+    out: str | os.PathLike,
+    areas: Sequence[int | str] | None = None,
+    workers: int = 1,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> PrepareResult:
+    """Parse every raw room into ``<out>/Area_N/<room>.npz`` and maintain ``<out>/index.json``.
+
+    Rooms run in ``workers`` processes (1 = in this process). Rooms already in the index whose
+    npz still has the recorded size + sha256 and whose raw files are unchanged are skipped unless
+    ``force``. The index is rewritten atomically after every room, so an interrupted run resumes.
+    A room that fails is recorded with its reason; the others complete. All issues go to
+    ``<out>/prepare_report.jsonl``.
+    """
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    area_root = find_area_root(raw)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = None if areas is None else {normalize_area(a) for a in areas}
+    area_dirs = sorted(
+        (p for p in area_root.iterdir() if p.is_dir() and _AREA_RE.match(p.name)),
+        key=lambda p: _natural_key(p.name),
+    )
+    if wanted is not None:
+        missing = sorted(wanted - {p.name for p in area_dirs}, key=_natural_key)
+        if missing:
+            raise DataError(
+                f"{area_root}: no folder for {', '.join(missing)} (found {[p.name for p in area_dirs]})"
+            )
+        area_dirs = [p for p in area_dirs if p.name in wanted]
+
+    old: dict[tuple[str, str], dict[str, Any]] = {}
+    if (out / INDEX_NAME).exists():
+        try:
+            old = {(e["area"], e["room"]): e for e in read_index(out)["rooms"]}
+        except DataError:
+            old = {}  # unreadable index: everything is redone and the index rewritten
+
+    rooms = dict(old)  # entries of other areas stay in the index
+    tasks: list[RoomTask] = []
+    skipped: list[dict[str, Any]] = []
+    for area_dir in area_dirs:
+        for room_dir in sorted(
+            (p for p in area_dir.iterdir() if p.is_dir()), key=lambda p: _natural_key(p.name)
+        ):
+            key = (area_dir.name, room_dir.name)
+            entry = old.get(key)
+            if (
+                entry is not None
+                and not force
+                and _verify(entry, out, _source_fingerprint(room_dir))
+            ):
+                skipped.append(entry)
+                continue
+            rooms.pop(key, None)  # stale until re-prepared
+            rel = f"{area_dir.name}/{room_dir.name}.npz"
+            tasks.append(RoomTask(area_dir.name, room_dir.name, str(room_dir), rel, str(out)))
+    if not tasks and not skipped:
+        raise DataError(f"{area_root}: no room folders found under the selected areas")
+
+    failed: list[dict[str, Any]] = []
+    done: list[dict[str, Any]] = []
+    bytes_read = 0
+    _write_index(out, rooms, area_root, failed)
+    bar = tqdm(
+        total=len(tasks), desc="prepare s3dis", unit="room", disable=not progress or not tasks
+    )
+    if workers > 1 and len(tasks) > 1:
+        ctx = multiprocessing.get_context()
+        pool = ctx.Pool(min(workers, len(tasks)))
+        results = pool.imap_unordered(_prepare_room, tasks)
+    else:
+        pool = None
+        results = map(_prepare_room, tasks)
+    try:
+        for res in results:
+            bytes_read += res["bytes_read"]
+            if res["ok"]:
+                entry = res["entry"]
+                rooms[(entry["area"], entry["room"])] = entry
+                done.append(entry)
+                bar.set_postfix_str(f"{entry['area']}/{entry['room']} {entry['points']:,} pts")
+            else:
+                failed.append({k: res[k] for k in ("area", "room", "reason", "issues")})
+                bar.set_postfix_str(f"{res['area']}/{res['room']} FAILED")
+            _write_index(out, rooms, area_root, failed)
+            bar.update(1)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+    issues = [
+        Issue.from_dict(d)
+        for e in sorted(
+            rooms.values(), key=lambda e: (_natural_key(e["area"]), _natural_key(e["room"]))
+        )
+        for d in e.get("issues", [])
+    ]
+    issues += [Issue.from_dict(d) for f in failed for d in f["issues"]]
+    text = "".join(json.dumps(i.to_dict()) + "\n" for i in issues)
+    atomic_write_text(out / REPORT_NAME, text)
+    return PrepareResult(
+        out=out,
+        done=done,
+        skipped=skipped,
+        failed=failed,
+        issues=issues,
+        seconds=time.perf_counter() - t0,
+        bytes_read=bytes_read,
+    )
+
+
+def format_summary(result: PrepareResult, *, max_issues: int = 20) -> str:
+    """End-of-run summary: a per-area table, failed rooms with reasons, issue counts and examples."""
+    lines = []
+    per_area: dict[str, dict[str, int]] = {}
+    for status, entries in (
+        ("done", result.done),
+        ("skipped", result.skipped),
+        ("failed", result.failed),
+    ):
+        for e in entries:
+            row = per_area.setdefault(
+                e["area"], {"done": 0, "skipped": 0, "failed": 0, "points": 0}
+            )
+            row[status] += 1
+            row["points"] += int(e.get("points", 0))
+    lines.append(f"{'area':<8} {'done':>5} {'skipped':>8} {'failed':>7} {'points':>13}")
+    for area in sorted(per_area, key=_natural_key):
+        r = per_area[area]
+        lines.append(
+            f"{area:<8} {r['done']:>5} {r['skipped']:>8} {r['failed']:>7} {r['points']:>13,}"
+        )
+    total = {
+        k: sum(r[k] for r in per_area.values()) for k in ("done", "skipped", "failed", "points")
+    }
+    lines.append(
+        f"{'total':<8} {total['done']:>5} {total['skipped']:>8} {total['failed']:>7} {total['points']:>13,}"
+    )
+    mb = result.bytes_read / 1e6
+    rate = f", {mb / result.seconds:.1f} MB/s" if result.seconds > 0 and mb else ""
+    lines.append(f"read {mb:.1f} MB in {result.seconds:.1f} s{rate}")
+    if result.failed:
+        lines.append(f"FAILED rooms ({len(result.failed)}):")
+        for f in result.failed:
+            lines.append(f"  {f['area']}/{f['room']}: {f['reason']}")
+    line_issues = [i for i in result.issues if i.kind != "room-failed"]
+    if line_issues:
+        counts: Counter[tuple[str, str]] = Counter()
+        for i in line_issues:
+            counts[(i.kind, i.action.split(" (")[0])] += i.count
+        lines.append(f"issues ({sum(counts.values())}; every one listed in {result.report_path}):")
+        for (kind, action), n in sorted(counts.items()):
+            lines.append(f"  {n:>8}  {kind:<20} {action}")
+        for i in line_issues[:max_issues]:
+            lines.append(f"  {i}")
+        if len(line_issues) > max_issues:
+            lines.append(f"  ... {len(line_issues) - max_issues} more in {result.report_path}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "CLASSES",
+    "CLASS_COLORS",
+    "CLASS_TO_ID",
+    "CLUTTER_ID",
+    "NUM_CLASSES",
+    "Issue",
+    "PrepareResult",
+    "RoomData",
+    "RoomError",
+    "class_name_to_id",
+    "find_area_root",
+    "format_summary",
+    "list_rooms",
+    "load_room",
+    "normalize_area",
+    "parse_annotation_file",
+    "parse_room",
+    "prepare_s3dis",
+    "read_index",
+    "save_room",
+]
