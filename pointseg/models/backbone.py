@@ -1,0 +1,185 @@
+"""`DeepGCN`: head graph conv + deep dynamic graph blocks + fusion/prediction head.
+
+Paper: Li et al., "DeepGCNs: Can GCNs Go as Deep as CNNs?", ICCV 2019 (TPAMI extension);
+layout of the original `deep_gcns_torch` S3DIS / ModelNet models (DESIGN §3):
+
+    x (B, N, C_in) ─► head conv on the kNN graph of x[..., :3] (k, d = 1) ─► h_0 (B, N, 64)
+    h_i = block_i(h_{i−1}) for i = 1..L−1, each on a dilated kNN graph (d = i) of h_{i−1}
+    feats = [h_0, …, h_{L−1}] concatenated (B, N, 64·L) ─► SegmentationHead / ClassificationHead
+
+ResGCN: h_i = conv(h_{i−1}) + h_{i−1}; PlainGCN: h_i = conv(h_{i−1}) (d = 1, no stochastic
+dilation); DenseGCN: h_i = [h_{i−1}, conv(h_{i−1})], block i takes 64·i channels and adds 64
+(the fusion input is then the 64·L channels of the last block, i.e. the same concatenation of
+every layer's new features); Res+: pre-activation blocks of DeeperGCN.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pointseg.graph import DilatedKnnGraph
+from pointseg.models.config import ModelConfig
+from pointseg.models.heads import ClassificationHead, SegmentationHead
+from pointseg.nn import create_block, create_conv
+
+__all__ = ["DeepGCN"]
+
+
+class DeepGCN(nn.Module):
+    """DeepGCN point-cloud model built from a `ModelConfig` (its only argument).
+
+    Shapes: ``x (B, N, in_channels)`` channels-last → logits ``(B, N, num_classes)``
+    (segmentation) or ``(B, num_classes)`` (classification). Needs N ≥ k · (deepest dilation).
+
+    Parameters: ``stem`` (head graph conv), ``blocks`` (L − 1 graph blocks, each with ``conv``
+    and a dynamic ``graph``), ``head`` (``fusion`` + prediction ``layers`` + ``classifier``).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if not isinstance(config, ModelConfig):
+            raise TypeError(f"DeepGCN expects a ModelConfig, got {type(config).__name__}")
+        config.validate()
+        self.config = c = config
+        conv_kw = dict(order=c.order, norm=c.norm, act=c.act)
+        stem_bias = c.bias if c.stem_bias is None else c.stem_bias
+        self.stem = create_conv(c.conv, c.in_channels, c.channels, bias=stem_bias, **conv_kw)
+        # The head graph is the plain kNN of xyz (d = 1: stochastic dilation would be a no-op).
+        self.stem_graph = DilatedKnnGraph(c.k, 1)
+
+        blocks = []
+        for i in range(1, c.num_blocks):
+            d = c.block_dilation(i)
+            graph = None
+            if c.dynamic:
+                stochastic = c.stochastic and c.block != "plain" and d > 1
+                graph = DilatedKnnGraph(c.k, d, stochastic, c.epsilon)
+            if c.block == "dense":
+                conv = create_conv(c.conv, c.channels * i, c.channels, bias=c.bias, **conv_kw)
+                blocks.append(create_block("dense", conv, graph))
+            elif c.block == "res+":
+                # DeeperGCN: the block owns norm → act before the conv; the conv is bare.
+                conv = create_conv(c.conv, c.channels, c.channels, bias=c.bias, order=c.order,
+                                   norm=None, act=None)  # fmt: skip
+                blocks.append(create_block("res+", conv, graph, norm=c.norm, act=c.act))
+            else:
+                conv = create_conv(c.conv, c.channels, c.channels, bias=c.bias, **conv_kw)
+                blocks.append(create_block(c.block, conv, graph))
+        self.blocks = nn.ModuleList(blocks)
+
+        head_kw = dict(
+            fusion_channels=c.fusion_channels,
+            head_channels=c.head_channels,
+            dropout=c.dropout,
+            order=c.order,
+            norm=c.norm,
+            act=c.act if c.head_act is None else c.head_act,
+            bias=c.bias,
+            fusion_bias=c.bias if c.fusion_bias is None else c.fusion_bias,
+        )
+        if c.task == "segmentation":
+            self.head = SegmentationHead(c.feature_channels, c.num_classes, **head_kw)
+        else:
+            self.head = ClassificationHead(
+                c.feature_channels, c.num_classes, pooling=c.pooling, **head_kw
+            )
+        self.init_weights()
+
+    # ------------------------------------------------------------------ setup
+    def init_weights(self) -> None:
+        """Original initialisation: Kaiming-normal Linear weights, zero biases, BN γ = 1, β = 0."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.modules.batchnorm._NormBase) and m.affine:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    @property
+    def num_layers(self) -> int:
+        """Graph layers including the head conv (= config.num_blocks)."""
+        return 1 + len(self.blocks)
+
+    # ------------------------------------------------------------------ forward pieces
+    def check_input(self, x: torch.Tensor) -> None:
+        c = self.config
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != c.in_channels:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(
+                f"DeepGCN: x must be a (B, N, {c.in_channels}) channels-last tensor; got {shape}"
+            )
+        if not x.is_floating_point():
+            raise ValueError(f"DeepGCN: x must be a float tensor; got dtype {x.dtype}")
+        if x.shape[1] < c.min_points:
+            raise ValueError(
+                f"DeepGCN: every cloud needs at least k·d = {c.min_points} points (k={c.k}, "
+                f"deepest dilation {c.max_dilation()}); got N={x.shape[1]}"
+            )
+
+    def forward_layer(
+        self, i: int, h: torch.Tensor, idx: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run graph layer i alone: i = 0 is the head conv on input points h = x (graph on
+        h[..., :3] unless `idx` is given); i ≥ 1 is block i on its input h (graph on h unless
+        `idx` is given). Returns (output, idx used)."""
+        if not 0 <= i < self.num_layers:
+            raise IndexError(f"layer {i} out of range: the model has {self.num_layers} layers")
+        if i == 0:
+            if idx is None:
+                idx = self.stem_graph(h[..., :3].detach())
+            return self.stem(h, idx), idx
+        return self.blocks[i - 1](h, idx)
+
+    def forward_features(
+        self,
+        x: torch.Tensor,
+        graphs: list[torch.Tensor | None] | None = None,
+        return_graphs: bool = False,
+    ) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per-layer outputs [h_0 (head conv), h_1, …, h_{L−1}], each (B, N, C_i).
+
+        `graphs` (optional, length L) fixes the neighbour indices (B, N, k) of any layer (None
+        entries are built as usual). With `return_graphs` also returns the indices each layer used.
+        """
+        self.check_input(x)
+        if graphs is not None and len(graphs) != self.num_layers:
+            raise ValueError(
+                f"graphs must have one entry per layer ({self.num_layers}); got {len(graphs)}"
+            )
+        given = graphs or [None] * self.num_layers
+        h, idx0 = self.forward_layer(0, x, given[0])  # (B, N, C), (B, N, k)
+        outs, used = [h], [idx0]
+        for i in range(1, self.num_layers):
+            idx = given[i]
+            if idx is None and not self.config.dynamic:
+                idx = idx0  # static model: every block reuses the xyz graph
+            h, idx = self.forward_layer(i, h, idx)
+            outs.append(h)
+            used.append(idx)
+        return (outs, used) if return_graphs else outs
+
+    def fusion_input(self, outs: list[torch.Tensor]) -> torch.Tensor:
+        """Concatenated per-layer features (B, N, channels · L) fed to the fusion layer."""
+        if self.config.block == "dense":
+            return outs[-1]  # already [h_0, new_1, …, new_{L−1}]
+        return torch.cat(outs, dim=-1)
+
+    def forward_head(self, outs: list[torch.Tensor]) -> torch.Tensor:
+        """Logits from the per-layer outputs of `forward_features`."""
+        return self.head(self.fusion_input(outs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (
+            f"task={c.task}, layers={c.num_blocks}, channels={c.channels}, conv={c.conv}, "
+            f"block={c.block}, k={c.k}, order={c.order}"
+        )

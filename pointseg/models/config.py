@@ -1,0 +1,206 @@
+"""`ModelConfig`: the one typed argument of `DeepGCN` (stored in every checkpoint).
+
+Field defaults are the published S3DIS ResGCN-28 of DeepGCNs (Li et al., ICCV'19) as trained by
+the original PyTorch code (deep_gcns_torch `examples/sem_seg_dense`): 9 input channels,
+13 classes, 64 channels, 28 graph layers (head EdgeConv + 27 residual blocks), k = 16, dilation
+d = i in block i, stochastic dilation ε = 0.2, Conv → ReLU → BN, biases on, fusion 1792 → 1024,
+prediction 2816 → 512 → 256 → dropout 0.3 → 13.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from pointseg.errors import ConfigError
+
+TASKS = ("segmentation", "classification")
+CONVS = ("edge", "mr", "sage", "gin")
+BLOCKS = ("res", "plain", "dense", "res+")
+ORDERS = ("conv_act_norm", "conv_norm_act")
+NORMS = ("batch", "layer", "instance", "none")
+ACTS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "none")
+POOLINGS = ("max+mean", "max", "mean")
+
+__all__ = ["ModelConfig", "TASKS", "CONVS", "BLOCKS", "ORDERS", "NORMS", "ACTS", "POOLINGS"]
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of a DeepGCN point-cloud model (see DESIGN §3).
+
+    Attributes:
+        task: "segmentation" (logits per point, (B, N, classes)) or "classification" ((B, classes)).
+        in_channels: input channels per point; the head's kNN graph uses the first 3 (xyz).
+        num_classes: output classes.
+        channels: width of every graph layer (DenseGCN: the growth rate).
+        num_blocks: graph layers including the head conv (28 = head + 27 blocks).
+        k: neighbours per point.
+        conv: graph convolution, one of `CONVS` ("mr" = MRConv of the paper).
+        block: backbone block, one of `BLOCKS` ("res+" = DeeperGCN pre-activation block).
+        order: "conv_act_norm" (original PyTorch code) or "conv_norm_act" (original TF code).
+        norm: "batch" | "layer" | "instance" | "none".
+        act: activation of the graph layers.
+        bias: bias of every Linear layer unless overridden below.
+        dilation: block i (1-based) uses dilation d = i when True, d = 1 otherwise.
+        stochastic: stochastic dilation in training (probability `epsilon` per layer and forward).
+        epsilon: stochastic-dilation probability.
+        dynamic: rebuild the kNN graph on every block's input features (False: every block
+            reuses the head's xyz graph).
+        fusion_channels: width of the fused global feature (1792 → 1024).
+        head_channels: hidden widths of the prediction MLP.
+        dropout: dropout probability of the prediction MLP (segmentation: before the last
+            layer; classification: after each hidden layer, as in the original ModelNet code).
+        pooling: global pooling of the fused features for classification ("max+mean" concatenates
+            both, doubling the width).
+        head_act: activation of the fusion layer and the prediction MLP (None: `act`).
+        stem_bias: bias of the head graph conv (None: `bias`).
+        fusion_bias: bias of the fusion layer (None: `bias`).
+    """
+
+    task: str = "segmentation"
+    in_channels: int = 9
+    num_classes: int = 13
+    channels: int = 64
+    num_blocks: int = 28
+    k: int = 16
+    conv: str = "edge"
+    block: str = "res"
+    order: str = "conv_act_norm"
+    norm: str = "batch"
+    act: str = "relu"
+    bias: bool = True
+    dilation: bool = True
+    stochastic: bool = True
+    epsilon: float = 0.2
+    dynamic: bool = True
+    fusion_channels: int = 1024
+    head_channels: tuple[int, ...] = field(default=(512, 256))
+    dropout: float = 0.3
+    pooling: str = "max+mean"
+    head_act: str | None = None
+    stem_bias: bool | None = None
+    fusion_bias: bool | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.head_channels, list):
+            self.head_channels = tuple(self.head_channels)
+        self.validate()
+
+    # ------------------------------------------------------------------ derived quantities
+    def block_dilation(self, i: int) -> int:
+        """Dilation of block i (1-based; the head conv, i = 0, always uses d = 1)."""
+        if i < 1 or not self.dilation or self.block == "plain":
+            return 1
+        return i
+
+    def max_dilation(self) -> int:
+        return self.block_dilation(self.num_blocks - 1) if self.num_blocks > 1 else 1
+
+    @property
+    def feature_channels(self) -> int:
+        """Width of the concatenated per-layer features fed to the fusion (1792 for ResGCN-28)."""
+        return self.channels * self.num_blocks
+
+    @property
+    def min_points(self) -> int:
+        """Fewest points per cloud the model accepts: the deepest block needs k·d neighbours."""
+        return self.k * self.max_dilation()
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict (lists for tuples) that `from_dict` turns back into an equal config."""
+        d = dataclasses.asdict(self)
+        d["head_channels"] = list(self.head_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        """Build from a dict; unknown keys raise ConfigError naming them and the valid keys."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"model config must be a dict, got {type(d).__name__}")
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(d) - set(valid))
+        if unknown:
+            raise ConfigError(
+                f"unknown model config key(s) {unknown}; valid keys: {', '.join(valid)}"
+            )
+        return cls(**d)
+
+    def replace(self, **overrides: Any) -> ModelConfig:
+        """Copy with some fields changed (validated; unknown keys raise ConfigError)."""
+        merged = self.to_dict()
+        merged.update(overrides)
+        return ModelConfig.from_dict(merged)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad field, its value and what is allowed."""
+        choices = {
+            "task": TASKS,
+            "conv": CONVS,
+            "block": BLOCKS,
+            "order": ORDERS,
+            "norm": NORMS,
+            "act": ACTS,
+            "pooling": POOLINGS,
+        }
+        if self.norm is None:
+            self.norm = "none"
+        for name, valid in choices.items():
+            value = getattr(self, name)
+            if value not in valid:
+                raise ConfigError(
+                    f"model config: {name}={value!r} is not valid; choose one of {', '.join(valid)}"
+                )
+        if self.head_act is not None and self.head_act not in ACTS:
+            raise ConfigError(
+                f"model config: head_act={self.head_act!r} is not valid; choose one of "
+                f"{', '.join(ACTS)} (or None for act)"
+            )
+        for name in (
+            "in_channels",
+            "num_classes",
+            "channels",
+            "num_blocks",
+            "k",
+            "fusion_channels",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"model config: {name} must be an int >= 1, got {value!r}")
+        if self.task == "segmentation" and self.in_channels < 3:
+            raise ConfigError(
+                f"model config: in_channels must be >= 3 (the head graph uses xyz), "
+                f"got {self.in_channels}"
+            )
+        for name in ("bias", "dilation", "stochastic", "dynamic"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(
+                    f"model config: {name} must be true or false, got {getattr(self, name)!r}"
+                )
+        for name in ("stem_bias", "fusion_bias"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise ConfigError(
+                    f"model config: {name} must be true, false or null, got {value!r}"
+                )
+        for name, hi in (("epsilon", 1.0), ("dropout", 1.0)):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 <= value <= hi
+            ):
+                raise ConfigError(f"model config: {name} must be a number in [0, 1], got {value!r}")
+            if name == "dropout" and value >= 1:
+                raise ConfigError(f"model config: dropout must be < 1, got {value!r}")
+        hc = self.head_channels
+        if not isinstance(hc, tuple) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in hc
+        ):
+            raise ConfigError(
+                f"model config: head_channels must be a list of ints >= 1 (e.g. [512, 256]), "
+                f"got {hc!r}"
+            )
