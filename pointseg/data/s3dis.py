@@ -214,7 +214,8 @@ _WHITESPACE = b" \t\r\n\x0b\x0c"
 # Control bytes (other than whitespace) and DEL: the stray bytes of the known corrupt lines.
 _CONTROL = bytes(b for b in itertools.chain(range(32), [127]) if b not in _WHITESPACE)
 _CONTROL_RE = re.compile(b"[" + re.escape(_CONTROL) + b"]")
-_NUMBER_RE = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# A plain decimal number; nan/inf are accepted here so they are reported as non-finite values.
+_NUMBER_RE = re.compile(rb"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|(?i:nan|inf|infinity))")
 _MAX_CONTROL_COMBINATIONS = 4  # 2**4 repair candidates at most per line
 
 
@@ -398,7 +399,8 @@ def parse_annotation_file(
         n = int(line_numbers[i])
         log.add("non-finite", "skipped line", "NaN or infinite value", n, lines[n - 1])
     values, line_numbers = values[finite], line_numbers[finite]
-    xyz = values[:, :3].astype(np.float32)
+    with np.errstate(over="ignore"):
+        xyz = values[:, :3].astype(np.float32)
     inf32 = ~np.isfinite(xyz).all(axis=1)  # finite in float64 but too large for float32
     for i in np.flatnonzero(inf32):
         n = int(line_numbers[i])
@@ -471,6 +473,13 @@ def _natural_key(name: str) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
 
 
+def _file_order(path: Path) -> tuple:
+    """Natural order of annotation files, a copy `wall_3 (1).txt` right after `wall_3.txt`."""
+    dup = _DUPLICATE_RE.match(path.stem)
+    base, n = (dup["base"], int(dup["n"])) if dup else (path.stem, 0)
+    return (_natural_key(base), n, path.name)
+
+
 def parse_room(room_dir: str | os.PathLike) -> tuple[RoomData, list[Issue]]:
     """Parse ``<room_dir>/Annotations/*.txt`` into one labelled room.
 
@@ -486,7 +495,7 @@ def parse_room(room_dir: str | os.PathLike) -> tuple[RoomData, list[Issue]]:
     ann = room_dir / "Annotations"
     if not ann.is_dir():
         raise RoomError(f"{room_dir}: missing Annotations/ folder (expected {ann}/<class>_<i>.txt)")
-    entries = sorted(ann.iterdir(), key=lambda p: _natural_key(p.name))
+    entries = sorted(ann.iterdir(), key=_file_order)
     files = [p for p in entries if p.is_file() and p.suffix.lower() == ".txt"]
     for p in entries:
         if p not in files and not p.name.startswith("."):
