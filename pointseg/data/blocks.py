@@ -1,0 +1,879 @@
+"""S3DIS rooms → 1 m × 1 m blocks of 4096 points, the published HDF5 format, and its Dataset.
+
+The block recipe is the one of the DeepGCNs paper, inherited from PointNet
+(`indoor3d_util.room2blocks_plus_normalized`, Qi et al. 2017):
+
+1. Shift the room so that its minimum corner is at the origin.
+2. Lay a grid of `block_size` × `block_size` columns (full room height) over x–y, one column
+   starting every `stride` metres (0.5 m for training, 1.0 m for testing):
+   `ceil((max_x − block_size) / stride) + 1` columns along x (at least 1), same along y.
+   A point belongs to every column with `x_beg ≤ x ≤ x_beg + block_size` (closed intervals, as
+   PointNet), so with stride < block_size a point falls in several columns.
+3. Drop columns with fewer than `min_points` points (100).
+4. Sample `num_point` (4096) points per column: a random subset when the column holds more,
+   all its points plus random duplicates when it holds fewer.
+5. Nine channels per point: x, y minus the block centre; absolute z (after the shift);
+   r, g, b / 255; x / max_x, y / max_y, z / max_z of the shifted room.
+
+Differences from PointNet's code, all deliberate and documented here:
+
+- PointNet draws the subset of a large block *with* replacement (`np.random.choice(N, 4096)`);
+  we draw it without replacement, so no point is repeated while others are skipped.
+- PointNet centres x, y on the minimum of the *sampled* points + block_size / 2. Our default
+  (`centering="points"`) uses the minimum over *all* of the block's points, so every sample of a
+  block shares one frame; `centering="cell"` uses the grid-column centre instead.
+- `cover_all=True` (ours; used for test blocks and whole-room evaluation): a block with more
+  than `num_point` points is split into ``ceil(m / num_point)`` samples that together contain
+  every one of its points (the last sample is topped up with other points of the same block).
+  Every point of every kept block then appears in at least one sample. Points that lie only in
+  dropped (< `min_points`) blocks appear in none: `Blocks.in_kept_block` marks them and
+  :func:`nearest_covered_index` maps each of them to its nearest covered point (scipy kd-tree),
+  which is how the whole-room evaluator gives them a prediction.
+
+HDF5 layout (`indoor3d_sem_seg_hdf5_data`, as published): `ply_data_all_<i>.h5` with `data`
+[n, 4096, 9] float32 and `label` [n, 4096] uint8, plus `room_filelist.txt` (one
+`Area_N_<room>` line per block, in file order). We add an `index` [n, 4096] int32 dataset
+(point indices into the cached room), `all_files.txt` and a `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pointseg.errors import DataError
+from pointseg.io import atomic_write
+
+NUM_CLASSES = 13
+H5_PATTERN = "ply_data_all_*.h5"
+_H5_RE = re.compile(r"ply_data_all_(\d+)\.h5$")
+_AREA_RE = re.compile(r"^Area_(\d+)_")
+MANIFEST_VERSION = 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Room → blocks
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Blocks:
+    """Blocks of one room.
+
+    Attributes:
+        data: (n, num_point, 9) float32, the nine channels described in the module docstring.
+        label: (n, num_point) uint8 class ids.
+        index: (n, num_point) int64 indices of the sampled points in the room's point arrays.
+        cell: (n, 2) int64 grid column (i, j) of each block sample (column origin
+            ``(i * stride, j * stride)`` in the shifted room).
+        in_kept_block: (N,) bool, True for room points inside at least one kept column
+            (with `cover_all=True` these are exactly the points that appear in `index`).
+        dropped_blocks: number of non-empty columns dropped for having < `min_points` points.
+    """
+
+    data: np.ndarray
+    label: np.ndarray
+    index: np.ndarray
+    cell: np.ndarray
+    in_kept_block: np.ndarray
+    dropped_blocks: int
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def dropped_points(self) -> np.ndarray:
+        """(d,) int64 indices of room points that lie only in dropped columns."""
+        return np.flatnonzero(~self.in_kept_block)
+
+
+def _readable(tmp: Path) -> None:
+    """Give a temp file from `atomic_write` (mkstemp: 0600) the usual 0666 & ~umask mode."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+
+
+def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def _num_cells(extent: float, block_size: float, stride: float) -> int:
+    # PointNet: int(ceil((limit - block_size) / stride)) + 1. It yields 0 columns when the room is
+    # narrower than block_size - stride; we keep at least one so tiny rooms are not lost.
+    return max(1, int(math.ceil((extent - block_size) / stride)) + 1)
+
+
+def _axis_candidates(
+    coord: np.ndarray, n_cells: int, block_size: float, stride: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices i with ``i*stride <= coord <= i*stride + block_size`` for every point.
+
+    Returns `cand` (N, c) int64 candidate column ids and `ok` (N, c) bool membership. The test is
+    written with the same float64 operations as PointNet's loop, so boundary points land in the
+    same columns.
+    """
+    c = int(math.ceil(block_size / stride)) + 3
+    first = np.floor((coord - block_size) / stride).astype(np.int64) - 1  # (N,)
+    cand = first[:, None] + np.arange(c, dtype=np.int64)  # (N, c)
+    beg = cand * stride  # (N, c) float64, == PointNet's `i * stride`
+    ok = (cand >= 0) & (cand < n_cells) & (coord[:, None] >= beg)
+    ok &= coord[:, None] <= beg + block_size
+    return cand, ok
+
+
+def _memberships(
+    xy: np.ndarray, nbx: int, nby: int, block_size: float, stride: float, chunk: int = 1 << 19
+) -> tuple[np.ndarray, np.ndarray]:
+    """All (point, column) memberships, sorted by column id (i * nby + j), room order within.
+
+    Returns `points` (M,) int64 and `cells` (M,) int64; M ≈ N · (block_size / stride)².
+    """
+    pts_parts, cell_parts = [], []
+    for s in range(0, xy.shape[0], chunk):
+        cx, okx = _axis_candidates(xy[s : s + chunk, 0], nbx, block_size, stride)  # (n, c)
+        cy, oky = _axis_candidates(xy[s : s + chunk, 1], nby, block_size, stride)  # (n, c)
+        both = okx[:, :, None] & oky[:, None, :]  # (n, c, c)
+        p, a, b = np.nonzero(both)
+        pts_parts.append(p + s)
+        cell_parts.append(cx[p, a] * nby + cy[p, b])
+    points = np.concatenate(pts_parts) if pts_parts else np.zeros(0, np.int64)
+    cells = np.concatenate(cell_parts) if cell_parts else np.zeros(0, np.int64)
+    # np.nonzero is point-major, so a stable sort by column keeps room order inside a column
+    # (PointNet's `data[cond]` order).
+    order = np.argsort(cells, kind="stable")
+    return points[order], cells[order]
+
+
+def _sample_block(
+    members: np.ndarray, num_point: int, rng: np.random.Generator, cover_all: bool
+) -> list[np.ndarray]:
+    """Indices (num_point,) of one or more samples of a block whose room indices are `members`."""
+    m = members.shape[0]
+    if m == num_point:
+        return [members]
+    if m < num_point:
+        # PointNet: all points, then num_point - m random duplicates (with replacement).
+        dup = rng.choice(m, num_point - m, replace=True)
+        return [np.concatenate([members, members[dup]])]
+    if not cover_all:
+        return [members[rng.choice(m, num_point, replace=False)]]
+    perm = rng.permutation(m)
+    k = -(-m // num_point)  # ceil
+    short = k * num_point - m
+    if short:
+        # Top up the last sample with distinct points already used by the earlier samples.
+        fill = rng.choice((k - 1) * num_point, short, replace=False)
+        perm = np.concatenate([perm, perm[fill]])
+    return [members[c] for c in perm.reshape(k, num_point)]
+
+
+def room_to_blocks(
+    xyz: np.ndarray,
+    rgb: np.ndarray,
+    label: np.ndarray,
+    *,
+    block_size: float = 1.0,
+    stride: float = 1.0,
+    num_point: int = 4096,
+    min_points: int = 100,
+    rng: np.random.Generator | int | None = None,
+    cover_all: bool = False,
+    centering: str = "points",
+) -> Blocks:
+    """Cut one room into blocks with the paper's (PointNet) recipe; see the module docstring.
+
+    Args:
+        xyz: (N, 3) coordinates (any float dtype; the room need not be shifted).
+        rgb: (N, 3) colours in 0..255 (uint8 or float).
+        label: (N,) class ids in 0..255.
+        block_size: column side in metres (1.0).
+        stride: distance between column origins (0.5 train, 1.0 test).
+        num_point: points per block sample (4096).
+        min_points: columns with fewer points are dropped (100).
+        rng: numpy Generator or seed.
+        cover_all: split big blocks into several samples so every point of a kept block is used.
+        centering: "points" (block min over its points + block_size / 2, PointNet) or "cell"
+            (grid-column centre).
+
+    Returns:
+        :class:`Blocks` with `data` (n, num_point, 9) float32, `label` (n, num_point) uint8 and
+        `index` (n, num_point) int64, samples ordered by column (i major, j minor).
+    """
+    xyz = np.asarray(xyz)
+    rgb = np.asarray(rgb)
+    label = np.asarray(label)
+    if xyz.ndim != 2 or xyz.shape[1] != 3 or xyz.shape[0] == 0:
+        raise ValueError(f"room_to_blocks: xyz must have shape (N, 3) with N > 0, got {xyz.shape}")
+    n = xyz.shape[0]
+    if rgb.shape != (n, 3):
+        raise ValueError(f"room_to_blocks: rgb must have shape ({n}, 3), got {rgb.shape}")
+    if label.shape != (n,):
+        raise ValueError(f"room_to_blocks: label must have shape ({n},), got {label.shape}")
+    if not np.isfinite(xyz).all():
+        raise ValueError("room_to_blocks: xyz contains NaN or inf")
+    if label.size and (label.min() < 0 or label.max() > 255):
+        raise ValueError(
+            f"room_to_blocks: labels must be in 0..255, got {label.min()}..{label.max()}"
+        )
+    if not (block_size > 0 and stride > 0):
+        raise ValueError(f"block_size and stride must be > 0, got {block_size}, {stride}")
+    if num_point < 1 or min_points < 1:
+        raise ValueError(f"num_point and min_points must be >= 1, got {num_point}, {min_points}")
+    if centering not in ("points", "cell"):
+        raise ValueError(f"centering must be 'points' or 'cell', got {centering!r}")
+    rng = _as_rng(rng)
+
+    pos = xyz.astype(np.float64)
+    pos -= pos.min(axis=0)  # (N, 3) room shifted to min corner 0
+    limit = pos.max(axis=0)  # (3,)
+    nbx = _num_cells(limit[0], block_size, stride)
+    nby = _num_cells(limit[1], block_size, stride)
+
+    points, cells = _memberships(pos[:, :2], nbx, nby, block_size, stride)
+    counts = np.bincount(cells, minlength=nbx * nby)  # (nbx * nby,)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    kept = np.flatnonzero(counts >= min_points)
+    dropped_blocks = int(np.count_nonzero((counts > 0) & (counts < min_points)))
+
+    in_kept = np.zeros(n, dtype=bool)
+    sample_idx: list[np.ndarray] = []
+    sample_cell: list[int] = []
+    sample_min: list[np.ndarray] = []
+    for c in kept:
+        members = points[starts[c] : starts[c + 1]]  # (m,) room indices, room order
+        in_kept[members] = True
+        block_min = pos[members, :2].min(axis=0)  # (2,)
+        for s in _sample_block(members, num_point, rng, cover_all):
+            sample_idx.append(s)
+            sample_cell.append(int(c))
+            sample_min.append(block_min)
+
+    k = len(sample_idx)
+    index = np.stack(sample_idx) if k else np.zeros((0, num_point), np.int64)  # (k, P)
+    cell_id = np.asarray(sample_cell, dtype=np.int64)
+    cell = np.stack([cell_id // nby, cell_id % nby], axis=1) if k else np.zeros((0, 2), np.int64)
+    if centering == "cell":
+        centre = cell * stride + block_size / 2  # (k, 2)
+    else:
+        centre = (np.stack(sample_min) if k else np.zeros((0, 2))) + block_size / 2
+
+    p = pos[index]  # (k, P, 3)
+    # A room that is flat along an axis has max 0 there; keep that channel at 0 instead of NaN.
+    safe_limit = np.where(limit > 0, limit, 1.0)
+    data = np.empty((k, num_point, 9), dtype=np.float32)
+    data[..., 0:2] = p[..., 0:2] - centre[:, None, :]
+    data[..., 2] = p[..., 2]
+    data[..., 3:6] = rgb[index].astype(np.float32) / 255.0
+    data[..., 6:9] = p / safe_limit
+    return Blocks(
+        data=data,
+        label=label[index].astype(np.uint8),
+        index=index.astype(np.int64),
+        cell=cell,
+        in_kept_block=in_kept,
+        dropped_blocks=dropped_blocks,
+    )
+
+
+def nearest_covered_index(xyz: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """Map every room point to itself if `covered`, else to its nearest covered point.
+
+    Whole-room evaluation predicts only points that appear in some block; points of dropped
+    (< min_points) blocks get the prediction of their nearest covered neighbour:
+    ``pred_all = pred_covered_filled[nearest_covered_index(xyz, covered)]``.
+
+    Args:
+        xyz: (N, 3) room coordinates.
+        covered: (N,) bool mask of points that received a prediction.
+
+    Returns:
+        (N,) int64 source point index for every point.
+    """
+    from scipy.spatial import cKDTree
+
+    xyz = np.asarray(xyz, dtype=np.float64)
+    covered = np.asarray(covered, dtype=bool)
+    if covered.shape != (xyz.shape[0],):
+        raise ValueError(f"covered must have shape ({xyz.shape[0]},), got {covered.shape}")
+    src = np.arange(xyz.shape[0], dtype=np.int64)
+    missing = np.flatnonzero(~covered)
+    if missing.size == 0:
+        return src
+    have = np.flatnonzero(covered)
+    if have.size == 0:
+        raise ValueError("nearest_covered_index: no covered point to copy predictions from")
+    _, nn = cKDTree(xyz[have]).query(xyz[missing], k=1)
+    src[missing] = have[nn]
+    return src
+
+
+# ----------------------------------------------------------------------------------------------
+# HDF5 files
+# ----------------------------------------------------------------------------------------------
+
+
+def write_blocks_h5(
+    path: str | Path,
+    data: np.ndarray,
+    label: np.ndarray,
+    index: np.ndarray | None = None,
+    *,
+    compression: str | None = "gzip",
+) -> None:
+    """Write blocks in the published `ply_data_all_<i>.h5` format (atomically).
+
+    `data` (n, P, 9) float32, `label` (n, P) uint8, optional `index` (n, P) stored as int32.
+    One HDF5 chunk per block, so a lazy reader decompresses only the blocks it reads. gzip level
+    4 matches PointNet's `data_prep_util.save_h5`.
+    """
+    import h5py
+
+    data = np.asarray(data, dtype=np.float32)
+    label = np.asarray(label)
+    if data.ndim != 3:
+        raise ValueError(f"write_blocks_h5: data must be (n, P, C), got {data.shape}")
+    if label.shape != data.shape[:2]:
+        raise ValueError(f"write_blocks_h5: label must be {data.shape[:2]}, got {label.shape}")
+    if label.size and (label.min() < 0 or label.max() > 255):
+        raise ValueError("write_blocks_h5: labels must fit in uint8")
+    if index is not None:
+        index = np.asarray(index)
+        if index.shape != data.shape[:2]:
+            raise ValueError(f"write_blocks_h5: index must be {data.shape[:2]}, got {index.shape}")
+        if index.size and (index.min() < 0 or index.max() > np.iinfo(np.int32).max):
+            raise ValueError("write_blocks_h5: index must fit in int32")
+    if compression == "gzip":
+        opts: dict = {"compression": "gzip", "compression_opts": 4}
+    else:
+        opts = {"compression": compression} if compression else {}
+    n, p, c = data.shape
+    arrays = {"data": (data, (1, p, c)), "label": (label.astype(np.uint8), (1, p))}
+    if index is not None:
+        arrays["index"] = (index.astype(np.int32), (1, p))
+    with atomic_write(path, suffix=".h5") as tmp:
+        _readable(tmp)
+        with h5py.File(tmp, "w") as f:
+            for name, (arr, chunk) in arrays.items():
+                f.create_dataset(name, data=arr, chunks=chunk if n else None, **opts)
+
+
+def read_blocks_h5(path: str | Path) -> dict[str, np.ndarray]:
+    """Read one `ply_data_all_<i>.h5` file.
+
+    Returns `{"data": (n, P, C) float32, "label": (n, P) int64-compatible ints, "index": (n, P)
+    int64}` (`index` only when present; published files have none). Label dtype is kept as stored
+    (uint8 in published files; some copies store int).
+    """
+    import h5py
+
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    with f:
+        for key in ("data", "label"):
+            if key not in f:
+                raise DataError(
+                    f"{path}: missing dataset '{key}' (expected 'data' [n,P,9] float32 and "
+                    f"'label' [n,P] uint8; found {sorted(f.keys())})"
+                )
+        out = {"data": np.asarray(f["data"][...], dtype=np.float32), "label": f["label"][...]}
+        if "index" in f:
+            out["index"] = f["index"][...].astype(np.int64)
+    _check_block_arrays(path, out)
+    return out
+
+
+def _check_block_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    data, label = arrays["data"], arrays["label"]
+    if data.ndim != 3:
+        raise DataError(f"{path}: 'data' must be [n, P, C], got shape {data.shape}")
+    if label.ndim == 3 and label.shape[2] == 1:
+        label = arrays["label"] = label[..., 0]
+    if label.shape != data.shape[:2]:
+        raise DataError(
+            f"{path}: 'label' must have shape {data.shape[:2]} to match 'data', got {label.shape}"
+        )
+    if not np.issubdtype(label.dtype, np.integer):
+        if not np.all(np.mod(label, 1) == 0):
+            raise DataError(f"{path}: 'label' must hold integer class ids, found {label.dtype}")
+        arrays["label"] = label.astype(np.int64)
+    if "index" in arrays and arrays["index"].shape != data.shape[:2]:
+        raise DataError(f"{path}: 'index' must have shape {data.shape[:2]}")
+
+
+def list_block_files(folder: str | Path) -> list[Path]:
+    """`ply_data_all_<i>.h5` files of a folder in block order (numeric i; `all_files.txt` wins)."""
+    folder = Path(folder)
+    listing = folder / "all_files.txt"
+    if listing.is_file():
+        files = []
+        for ln, line in enumerate(listing.read_text().splitlines(), 1):
+            name = line.strip()
+            if not name:
+                continue
+            f = folder / Path(name).name
+            if not f.is_file():
+                raise DataError(f"{listing}:{ln}: lists {name}, but {f} does not exist")
+            files.append(f)
+        return files
+    found = [(int(m.group(1)), p) for p in folder.glob(H5_PATTERN) if (m := _H5_RE.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def area_of_room(name: str) -> int:
+    """`Area_5_office_1` → 5."""
+    m = _AREA_RE.match(name)
+    if not m:
+        raise ValueError(f"room name {name!r} does not start with 'Area_<N>_'")
+    return int(m.group(1))
+
+
+def parse_areas(areas: Iterable[int | str] | int | str | None) -> list[int] | None:
+    """Normalise area selections: 5, "5", "Area_5", "1,2,3", [1, "Area_2"] → sorted ints."""
+    if areas is None:
+        return None
+    if isinstance(areas, int | str):
+        areas = [areas]
+    out: set[int] = set()
+    for a in areas:
+        for part in str(a).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            m = re.fullmatch(r"(?:Area_)?(\d+)", part)
+            if not m:
+                raise ValueError(f"bad area {part!r}: expected a number 1-6 or 'Area_<N>'")
+            out.add(int(m.group(1)))
+    return sorted(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# Room cache → HDF5 blocks
+# ----------------------------------------------------------------------------------------------
+
+
+def _room_rng(seed: int, area: int, room: str) -> np.random.Generator:
+    # Keyed by room name, not position: resuming or selecting other areas reproduces the same
+    # blocks for the same room.
+    return np.random.default_rng([seed, area, zlib.crc32(room.encode())])
+
+
+def _area_number(area: str | int) -> int:
+    return int(str(area).removeprefix("Area_"))
+
+
+def make_s3dis_blocks(
+    cache: str | Path,
+    out: str | Path,
+    *,
+    split: str = "train",
+    stride: float | None = None,
+    block_size: float = 1.0,
+    num_point: int = 4096,
+    min_points: int = 100,
+    areas: Sequence[int | str] | None = None,
+    seed: int = 0,
+    blocks_per_file: int = 1000,
+    cover_all: bool | None = None,
+    centering: str = "points",
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Write `<out>/<split>/ply_data_all_<i>.h5` + `room_filelist.txt` from a room cache.
+
+    Args:
+        cache: room cache of `pointseg prepare s3dis` (`index.json`, `Area_N/<room>.npz`).
+        out: output root; files go to `<out>/<split>/`.
+        split: "train" (stride 0.5, random samples) or "test" (stride 1.0, `cover_all`).
+        stride: column stride; None = the split's default.
+        areas: areas to include (None = every area in the cache; the published files hold all
+            six areas and the loader selects by `room_filelist.txt`).
+        seed: base seed; every room gets its own generator keyed by (seed, area, room name).
+        blocks_per_file: blocks per HDF5 file (1000, as published).
+        cover_all: None = True for "test", False for "train".
+        overwrite: rewrite a finished or differently-configured output folder.
+
+    Resumable: after every file, `manifest.json` records where to continue; a rerun with the same
+    parameters skips finished files (and does nothing when complete).
+
+    Returns the manifest dict (`blocks`, `files`, per-room stats including dropped points).
+    """
+    from tqdm.auto import tqdm
+
+    from pointseg.data import s3dis
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    cache, out = Path(cache), Path(out)
+    if not (cache / "index.json").is_file():
+        raise DataError(
+            f"no S3DIS room cache at {cache} (missing {cache / 'index.json'}); "
+            f"run `pointseg prepare s3dis --out {cache}` first"
+        )
+    if stride is None:
+        stride = 0.5 if split == "train" else 1.0
+    if cover_all is None:
+        cover_all = split == "test"
+    if blocks_per_file < 1:
+        raise ValueError(f"blocks_per_file must be >= 1, got {blocks_per_file}")
+    wanted = parse_areas(areas)
+
+    all_rooms = s3dis.list_rooms(cache)  # sorted naturally by area, room
+    rooms = [r for r in all_rooms if wanted is None or _area_number(r["area"]) in wanted]
+    if not rooms:
+        have = sorted({_area_number(r["area"]) for r in all_rooms})
+        raise DataError(f"{cache}: no rooms in areas {wanted}; the cache holds areas {have}")
+    fingerprint = zlib.crc32(
+        json.dumps([[r["area"], r["room"], r.get("points")] for r in rooms]).encode()
+    )
+    params = {
+        "split": split,
+        "block_size": block_size,
+        "stride": stride,
+        "num_point": num_point,
+        "min_points": min_points,
+        "areas": wanted,
+        "seed": seed,
+        "blocks_per_file": blocks_per_file,
+        "cover_all": bool(cover_all),
+        "centering": centering,
+        "rooms_fingerprint": fingerprint,
+    }
+
+    folder = out / split
+    manifest_path = folder / "manifest.json"
+    manifest = None
+    if manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError:
+            manifest = None
+    if manifest is not None and manifest.get("params") != params and not overwrite:
+        raise DataError(
+            f"{folder} holds blocks made with different parameters ({manifest.get('params')}); "
+            "pass --overwrite or choose another --out"
+        )
+    existing = list(folder.glob(H5_PATTERN)) if folder.is_dir() else []
+    if manifest is None and existing and not overwrite:
+        raise DataError(
+            f"{folder} already holds {len(existing)} ply_data_all_*.h5 files not written by this "
+            "command; pass --overwrite or choose another --out"
+        )
+    if overwrite or manifest is None or manifest.get("params") != params:
+        for f in existing:
+            f.unlink()
+        manifest = None
+    if manifest is not None and manifest.get("complete"):
+        return manifest
+
+    state = (manifest or {}).get("progress") or {
+        "files": [],  # [{"file", "blocks", "rooms": [[name, count], ...]}]
+        "next_room": 0,
+        "skip": 0,  # blocks of rooms[next_room] already written
+        "room_stats": {},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def save_manifest(complete: bool) -> dict:
+        m = {
+            "version": MANIFEST_VERSION,
+            "format": "indoor3d_sem_seg_hdf5_data",
+            "cache": str(cache),
+            "params": params,
+            "complete": complete,
+            "blocks": sum(f["blocks"] for f in state["files"]),
+            "files": [f["file"] for f in state["files"]],
+            "rooms": [state["room_stats"][n] for n in state["room_stats"]],
+            "progress": None if complete else state,
+        }
+        with atomic_write(manifest_path, suffix=".json") as tmp:
+            _readable(tmp)
+            tmp.write_text(json.dumps(m, indent=1))
+        return m
+
+    # Pending blocks: list of (room_pos, first block position in room, name, Blocks slice arrays)
+    pending: list[tuple[int, int, str, np.ndarray, np.ndarray, np.ndarray]] = []
+    pending_n = 0
+
+    def flush(count: int) -> None:
+        nonlocal pending_n
+        parts, taken, run = [], 0, []
+        while taken < count:
+            r, start, name, d, lab, idx = pending[0]
+            t = min(count - taken, d.shape[0])
+            parts.append((d[:t], lab[:t], idx[:t]))
+            run.append([name, t])
+            if t == d.shape[0]:
+                pending.pop(0)
+            else:
+                pending[0] = (r, start + t, name, d[t:], lab[t:], idx[t:])
+            taken += t
+        pending_n -= count
+        i = len(state["files"])
+        fname = f"ply_data_all_{i}.h5"
+        write_blocks_h5(
+            folder / fname,
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+        )
+        state["files"].append({"file": fname, "blocks": count, "rooms": run})
+        if pending:
+            state["next_room"], state["skip"] = pending[0][0], pending[0][1]
+        else:
+            state["next_room"], state["skip"] = current_room + 1, 0
+        # Only rooms before next_room are final; a resumed run recomputes next_room's stats.
+        state["room_stats"] = {
+            k: v for k, v in room_stats_all.items() if v["order"] < state["next_room"]
+        }
+        save_manifest(complete=False)
+
+    room_stats_all = dict(state["room_stats"])
+    start_room, skip = state["next_room"], state["skip"]
+    bar = tqdm(
+        range(start_room, len(rooms)),
+        desc=f"blocks {split}",
+        unit="room",
+        disable=not progress,
+        initial=start_room,
+        total=len(rooms),
+    )
+    current_room = start_room - 1
+    for current_room in bar:
+        entry = rooms[current_room]
+        area = _area_number(entry["area"])
+        name = f"Area_{area}_{entry['room']}"
+        bar.set_postfix_str(name)
+        room = s3dis.load_room(entry["path"])
+        b = room_to_blocks(
+            room["xyz"],
+            room["rgb"],
+            room["label"],
+            block_size=block_size,
+            stride=stride,
+            num_point=num_point,
+            min_points=min_points,
+            rng=_room_rng(seed, area, entry["room"]),
+            cover_all=cover_all,
+            centering=centering,
+        )
+        room_stats_all[name] = {
+            "order": current_room,
+            "room": name,
+            "points": int(room["xyz"].shape[0]),
+            "blocks": len(b),
+            "dropped_blocks": b.dropped_blocks,
+            "dropped_points": int(b.dropped_points.size),
+        }
+        first = skip if current_room == start_room else 0
+        if len(b) > first:
+            pending.append(
+                (current_room, first, name, b.data[first:], b.label[first:], b.index[first:])
+            )
+            pending_n += len(b) - first
+        while pending_n >= blocks_per_file:
+            flush(blocks_per_file)
+    current_room = len(rooms) - 1
+    if pending_n:
+        flush(pending_n)
+    state["room_stats"] = room_stats_all
+
+    lines = [name for f in state["files"] for name, cnt in f["rooms"] for _ in range(cnt)]
+    with atomic_write(folder / "room_filelist.txt", suffix=".txt") as tmp:
+        _readable(tmp)
+        tmp.write_text("".join(f"{ln}\n" for ln in lines))
+    with atomic_write(folder / "all_files.txt", suffix=".txt") as tmp:
+        _readable(tmp)
+        tmp.write_text("".join(f"{f['file']}\n" for f in state["files"]))
+    return save_manifest(complete=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Dataset
+# ----------------------------------------------------------------------------------------------
+
+
+class BlockAugment:
+    """Optional training augmentation of block samples (all off by default, as in the paper).
+
+    Args:
+        rotate_z: rotate the block-centred x, y channels (0:2) by a random angle about z.
+            The room-normalised channels 6:9 are left alone (they must stay in [0, 1]).
+        scale: (lo, hi) uniform random isotropic scale of channels 0:3.
+        jitter: Gaussian noise sigma added to channels 0:3, clipped at 5 sigma.
+    """
+
+    def __init__(
+        self,
+        rotate_z: bool = False,
+        scale: tuple[float, float] | None = None,
+        jitter: float | None = None,
+    ) -> None:
+        if scale is not None and not (0 < scale[0] <= scale[1]):
+            raise ValueError(f"scale must be (lo, hi) with 0 < lo <= hi, got {scale}")
+        if jitter is not None and jitter < 0:
+            raise ValueError(f"jitter must be >= 0, got {jitter}")
+        self.rotate_z = rotate_z
+        self.scale = scale
+        self.jitter = jitter
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rotate_z or self.scale is not None or self.jitter)
+
+    def __call__(
+        self, points: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """`points` (P, C≥3) float32 → augmented copy (or `points` itself when inactive)."""
+        if not self.active:
+            return points
+        points = points.clone()
+        if self.rotate_z:
+            theta = float(torch.rand((), generator=generator)) * 2 * math.pi
+            c, s = math.cos(theta), math.sin(theta)
+            rot = torch.tensor([[c, -s], [s, c]], dtype=points.dtype)  # (2, 2)
+            points[:, 0:2] = points[:, 0:2] @ rot.T
+        if self.scale is not None:
+            lo, hi = self.scale
+            points[:, 0:3] *= lo + (hi - lo) * float(torch.rand((), generator=generator))
+        if self.jitter:
+            noise = torch.randn(points.shape[0], 3, generator=generator, dtype=points.dtype)
+            points[:, 0:3] += (noise * self.jitter).clamp(-5 * self.jitter, 5 * self.jitter)
+        return points
+
+    def __repr__(self) -> str:
+        return f"BlockAugment(rotate_z={self.rotate_z}, scale={self.scale}, jitter={self.jitter})"
+
+
+def _block_folder(root: Path, split: str) -> Path:
+    for cand in (root / split, root):
+        if cand.is_dir() and list_block_files(cand):
+            return cand
+    raise DataError(
+        f"no ply_data_all_*.h5 files in {root / split} or {root}: expected S3DIS blocks made by "
+        "`pointseg blocks s3dis` (<root>/<split>/) or the published indoor3d_sem_seg_hdf5_data folder"
+    )
+
+
+class S3DISBlocks(Dataset):
+    """S3DIS blocks from a folder of `ply_data_all_*.h5` + `room_filelist.txt`.
+
+    Works on our own output (`<root>/<split>/`) and on the published `indoor3d_sem_seg_hdf5_data`
+    folder (`<root>` itself). The published files hold every area; select the test area with
+    `areas=[5]` and train on the rest with `exclude_areas=[5]` (the Area-5 protocol).
+
+    Item: `(points (P, 9) float32 tensor, label (P,) int64 tensor)`.
+
+    Attributes:
+        rooms: room name (`Area_N_<room>`) per selected block ("" if no room_filelist.txt).
+        index: (n, P) int64 point indices in the room per block, or None (published files).
+        files: the HDF5 files read.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        areas: Iterable[int | str] | None = None,
+        *,
+        exclude_areas: Iterable[int | str] | None = None,
+        split: str = "train",
+        augment: BlockAugment | None = None,
+        num_classes: int = NUM_CLASSES,
+    ) -> None:
+        self.folder = _block_folder(Path(root), split)
+        self.files = list_block_files(self.folder)
+        self.augment = augment
+        self.num_classes = num_classes
+        areas_in, areas_out = parse_areas(areas), parse_areas(exclude_areas)
+
+        parts = [read_blocks_h5(f) for f in self.files]
+        sizes = [p["data"].shape[0] for p in parts]
+        total = sum(sizes)
+        filelist = self.folder / "room_filelist.txt"
+        if filelist.is_file():
+            names = [ln.strip() for ln in filelist.read_text().splitlines() if ln.strip()]
+            if len(names) != total:
+                raise DataError(
+                    f"{filelist} has {len(names)} lines but the {len(self.files)} HDF5 files in "
+                    f"{self.folder} hold {total} blocks (one line per block expected)"
+                )
+        elif areas_in is not None or areas_out is not None:
+            raise DataError(
+                f"{filelist} is missing: it is needed to select blocks by area "
+                "(one 'Area_N_<room>' line per block)"
+            )
+        else:
+            names = [""] * total
+        if areas_in is not None or areas_out is not None:
+            try:
+                block_area = np.array([area_of_room(n) for n in names])
+            except ValueError as exc:
+                raise DataError(f"{filelist}: {exc}") from exc
+            keep = np.ones(total, dtype=bool)
+            if areas_in is not None:
+                keep &= np.isin(block_area, areas_in)
+            if areas_out is not None:
+                keep &= ~np.isin(block_area, areas_out)
+        else:
+            keep = np.ones(total, dtype=bool)
+
+        data, labels, index = [], [], []
+        has_index = all("index" in p for p in parts)
+        offset = 0
+        for f, p, n in zip(self.files, parts, sizes, strict=True):
+            sel = keep[offset : offset + n]
+            lab = p["label"][sel]
+            if lab.size and (lab.min() < 0 or lab.max() >= num_classes):
+                bad = int(np.flatnonzero((p["label"] < 0) | (p["label"] >= num_classes))[0])
+                raise DataError(
+                    f"{f}: label out of range 0..{num_classes - 1} "
+                    f"(block {bad // p['label'].shape[1]} holds {p['label'].flat[bad]})"
+                )
+            data.append(p["data"][sel])
+            labels.append(lab.astype(np.int64))
+            if has_index:
+                index.append(p["index"][sel])
+            offset += n
+        shapes = {d.shape[1:] for d in data}
+        if len(shapes) > 1:
+            raise DataError(f"{self.folder}: HDF5 files disagree on block shape: {sorted(shapes)}")
+        self.data = np.concatenate(data)  # (n, P, C) float32
+        self.labels = np.concatenate(labels)  # (n, P) int64
+        self.index = np.concatenate(index) if has_index else None
+        self.rooms = [nm for nm, k in zip(names, keep, strict=True) if k]
+        if len(self.data) == 0:
+            raise DataError(
+                f"{self.folder}: no blocks left after selecting areas={areas_in}, "
+                f"exclude_areas={areas_out}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        points = torch.from_numpy(self.data[i])  # (P, 9)
+        if self.augment is not None:
+            points = self.augment(points)
+        return points, torch.from_numpy(self.labels[i])
+
+    def class_histogram(self) -> np.ndarray:
+        """(num_classes,) point counts over all selected blocks (for class weights)."""
+        return np.bincount(self.labels.ravel(), minlength=self.num_classes)
+
+    def __repr__(self) -> str:
+        return f"S3DISBlocks({self.folder}, blocks={len(self)}, rooms={len(set(self.rooms))})"

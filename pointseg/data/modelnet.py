@@ -1,0 +1,791 @@
+"""ModelNet40: the published HDF5 point sets, raw `.off` / `.ply` meshes, and surface sampling.
+
+Two sources, one item format `(points (num_points, 3) float32 tensor, label int64 0-d tensor)`:
+
+- :class:`ModelNetH5` reads the published `modelnet40_ply_hdf5_2048` files (PointNet / DGCNN):
+  `ply_data_{train,test}<i>.h5` with `data` [n, 2048, 3] float32, `label` [n, 1] uint8 and an
+  optional `normal` [n, 2048, 3]; `train_files.txt` / `test_files.txt` list them. Like DGCNN (and
+  the DeepGCNs ModelNet code) an item is the first `num_points` of the 2048 stored points.
+- :class:`ModelNetMeshes` reads the raw ModelNet layout `<root>/<class>/{train,test}/<class>_<i>.off`,
+  samples `num_points` points per mesh on the surface (area-weighted, normalised to the unit
+  sphere) once, and caches them in an npz file so epochs do not resample meshes.
+
+Training augmentation (DESIGN §3 ModelNet recipe, DGCNN's `translate_pointcloud`):
+:class:`ShapeAugment` — per-axis random scale in [2/3, 3/2], per-axis shift in [−0.2, 0.2], and a
+random point order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import warnings
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pointseg.errors import DataError
+from pointseg.io import atomic_write
+
+MODELNET40_CLASSES: tuple[str, ...] = (
+    "airplane", "bathtub", "bed", "bench", "bookshelf", "bottle", "bowl", "car", "chair", "cone",
+    "cup", "curtain", "desk", "door", "dresser", "flower_pot", "glass_box", "guitar", "keyboard",
+    "lamp", "laptop", "mantel", "monitor", "night_stand", "person", "piano", "plant", "radio",
+    "range_hood", "sink", "sofa", "stairs", "stool", "table", "tent", "toilet", "tv_stand", "vase",
+    "wardrobe", "xbox",
+)  # fmt: skip
+
+MESH_SUFFIXES = (".off", ".ply")
+
+
+# ----------------------------------------------------------------------------------------------
+# Mesh reading
+# ----------------------------------------------------------------------------------------------
+
+
+def _fan(polys: np.ndarray) -> np.ndarray:
+    """(F, L) polygons → (F·(L−2), 3) triangles (v0, vt, vt+1), fan triangulation."""
+    L = polys.shape[1]
+    tris = [np.stack([polys[:, 0], polys[:, t], polys[:, t + 1]], axis=1) for t in range(1, L - 1)]
+    # Interleave so the triangles of one polygon stay adjacent: (F, L-2, 3) → (F·(L-2), 3)
+    return np.stack(tris, axis=1).reshape(-1, 3)
+
+
+def _triangulate(polys: list[np.ndarray]) -> np.ndarray:
+    """Variable-length polygons → (T, 3) int64 triangles, keeping face order."""
+    if not polys:
+        return np.zeros((0, 3), np.int64)
+    lengths = np.array([len(p) for p in polys])
+    if (lengths == lengths[0]).all():
+        return _fan(np.stack(polys).astype(np.int64))
+    return np.concatenate([_fan(np.asarray(p, np.int64)[None]) for p in polys])
+
+
+def _check_mesh(
+    path: Path,
+    vertices: np.ndarray,
+    polys: np.ndarray | list[np.ndarray],
+    face_lines: np.ndarray | None,
+) -> None:
+    """Finite vertices, ≥ 3 vertices per face, indices in range; errors name file (and line)."""
+
+    def where(face: int) -> str:
+        return (
+            f"{path}:{int(face_lines[face])}" if face_lines is not None else f"{path} (face {face})"
+        )
+
+    if not np.isfinite(vertices).all():
+        bad = int(np.flatnonzero(~np.isfinite(vertices).all(axis=1))[0])
+        raise DataError(
+            f"{path}: vertex {bad} has a non-finite coordinate {vertices[bad].tolist()}"
+        )
+    nv = vertices.shape[0]
+    if isinstance(polys, np.ndarray):
+        if polys.shape[0] and polys.shape[1] < 3:
+            raise DataError(f"{where(0)}: face has {polys.shape[1]} vertices, expected at least 3")
+        bad_rows = np.flatnonzero(((polys < 0) | (polys >= nv)).any(axis=1))
+        if bad_rows.size:
+            f = int(bad_rows[0])
+            raise DataError(
+                f"{where(f)}: face {f} has vertex index out of range 0..{nv - 1}: {polys[f].tolist()}"
+            )
+        return
+    for f, p in enumerate(polys):
+        if len(p) < 3:
+            raise DataError(f"{where(f)}: face has {len(p)} vertices, expected at least 3")
+        if len(p) and (p.min() < 0 or p.max() >= nv):
+            raise DataError(
+                f"{where(f)}: face {f} has vertex index out of range 0..{nv - 1}: {p.tolist()}"
+            )
+
+
+def _content_lines(text: str) -> tuple[list[str], list[int]]:
+    """Non-blank lines with comments (#…) removed, and their 1-based line numbers."""
+    if "#" not in text:
+        raw = text.splitlines()
+        numbers = [i for i, line in enumerate(raw, 1) if not line.isspace() and line]
+        return [raw[i - 1].strip() for i in numbers], numbers
+    lines, numbers = [], []
+    for i, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            lines.append(line)
+            numbers.append(i)
+    return lines, numbers
+
+
+def _parse_faces_text(
+    path: Path, rows: list[str], numbers: list[int]
+) -> tuple[np.ndarray | list[np.ndarray], np.ndarray]:
+    """Face lines `n i1 … in [extras]` → uniform (F, n) int64 array or list of arrays."""
+    fast = _fast_numbers(rows, np.int64)
+    if fast is not None and rows:
+        c = int(fast[0])
+        if c >= 1 and fast.size == len(rows) * (c + 1):
+            table = fast.reshape(len(rows), c + 1)
+            if (table[:, 0] == c).all():
+                return table[:, 1:], np.asarray(numbers, dtype=np.int64)
+    toks = [r.split() for r in rows]
+    try:
+        counts = np.array([int(t[0]) for t in toks], dtype=np.int64)
+    except ValueError:
+        for t, ln in zip(toks, numbers, strict=True):
+            if not re.fullmatch(r"\d+", t[0]):
+                raise DataError(
+                    f"{path}:{ln}: expected a face line 'n i1 ... in', got {' '.join(t)[:80]!r}"
+                ) from None
+        raise
+    lens = np.array([len(t) for t in toks])
+    short = np.flatnonzero(lens < counts + 1)
+    if short.size:
+        f = int(short[0])
+        raise DataError(
+            f"{path}:{numbers[f]}: face says {counts[f]} vertices but lists {lens[f] - 1} indices"
+        )
+    face_lines = np.asarray(numbers, dtype=np.int64)
+    try:
+        if toks and (counts == counts[0]).all():
+            c = int(counts[0])
+            flat = [x for t in toks for x in t[1 : c + 1]]
+            return np.array(flat, dtype=np.int64).reshape(len(toks), c), face_lines
+        return [
+            np.array(t[1 : int(n) + 1], dtype=np.int64) for t, n in zip(toks, counts, strict=True)
+        ], face_lines
+    except ValueError:
+        for t, ln in zip(toks, numbers, strict=True):
+            try:
+                [int(x) for x in t[1 : int(t[0]) + 1]]
+            except ValueError:
+                raise DataError(
+                    f"{path}:{ln}: face indices must be integers, got {' '.join(t)[:80]!r}"
+                ) from None
+        raise
+
+
+def _fast_numbers(rows: list[str], dtype: type) -> np.ndarray | None:
+    """All whitespace-separated numbers of `rows` parsed in C, or None if any token is not one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fromstring warns when it stops at a bad token
+        try:
+            out = np.fromstring(" ".join(rows), dtype=dtype, sep=" ")
+        except ValueError:
+            return None
+    return out
+
+
+def _parse_vertices_text(
+    path: Path, rows: list[str], numbers: list[int], first: int = 3
+) -> np.ndarray:
+    # Fast path: exactly `first` numbers per line (the common case); the slow path below finds
+    # and names the offending line otherwise.
+    fast = _fast_numbers(rows, np.float64)
+    if fast is not None and fast.size == len(rows) * first:
+        table = fast.reshape(len(rows), first)
+        counts_ok = all(len(r.split()) == first for r in rows[:: max(1, len(rows) // 64)])
+        if counts_ok:
+            return table
+    toks = [r.split() for r in rows]
+    for t, ln in zip(toks, numbers, strict=True):
+        if len(t) < first:
+            raise DataError(f"{path}:{ln}: expected a vertex line 'x y z', got {' '.join(t)!r}")
+    try:
+        return np.array([t[:first] for t in toks], dtype=np.float64)
+    except ValueError:
+        for t, ln in zip(toks, numbers, strict=True):
+            try:
+                [float(x) for x in t[:first]]
+            except ValueError:
+                raise DataError(
+                    f"{path}:{ln}: vertex coordinates must be numbers, got {' '.join(t)!r}"
+                ) from None
+        raise
+
+
+def _read_off(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    text = path.read_bytes().decode("latin-1")
+    lines, numbers = _content_lines(text)
+    if not lines:
+        raise DataError(f"{path}: empty file, expected an OFF header")
+    # Header keyword, optionally glued to the counts: "OFF", "OFF 3 1 0", or ModelNet's "OFF3 1 0".
+    m = re.match(r"^(C?N?OFF)(.*)$", lines[0])
+    if not m:
+        raise DataError(f"{path}:{numbers[0]}: expected 'OFF' header, got {lines[0][:80]!r}")
+    rest, pos = m.group(2).strip(), 1
+    if not rest:
+        if len(lines) < 2:
+            raise DataError(f"{path}: missing 'n_vertices n_faces n_edges' line after OFF")
+        rest, pos = lines[1], 2
+    count_line = numbers[pos - 1]
+    parts = rest.split()
+    if len(parts) < 2 or not all(re.fullmatch(r"\d+", p) for p in parts[:3]):
+        raise DataError(
+            f"{path}:{count_line}: expected 'n_vertices n_faces n_edges' counts, got {rest[:80]!r}"
+        )
+    nv, nf = int(parts[0]), int(parts[1])
+    body, body_no = lines[pos:], numbers[pos:]
+    if len(body) != nv + nf:
+        raise DataError(
+            f"{path}:{count_line}: header says {nv} vertices and {nf} faces ({nv + nf} data lines), "
+            f"but the file has {len(body)} data lines"
+        )
+    vertices = _parse_vertices_text(path, body[:nv], body_no[:nv])
+    polys, face_lines = _parse_faces_text(path, body[nv:], body_no[nv:])
+    _check_mesh(path, vertices, polys, face_lines)
+    faces = _fan(polys) if isinstance(polys, np.ndarray) and nf else _triangulate(list(polys))
+    return vertices, faces
+
+
+_PLY_TYPES = {
+    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
+    "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
+    "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
+    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
+}  # fmt: skip
+
+
+def _ply_header(path: Path, raw: bytes) -> tuple[str, list[dict], int, int]:
+    """→ (format, elements [{name, count, props: [(name, type) | (name, (count_t, item_t))]}],
+    data offset in bytes, number of header lines)."""
+    if not raw.startswith(b"ply"):
+        raise DataError(f"{path}:1: expected 'ply' magic line, got {raw[:20]!r}")
+    end = re.search(rb"end_header[ \t]*\r?\n", raw)
+    if end is None:
+        raise DataError(f"{path}: PLY header has no 'end_header' line")
+    header = raw[: end.start()].decode("latin-1").splitlines()
+    fmt, elements = None, []
+    for ln, line in enumerate(header, 1):
+        t = line.split()
+        if not t or t[0] in ("ply", "comment", "obj_info"):
+            continue
+        if t[0] == "format":
+            if len(t) < 2 or t[1] not in ("ascii", "binary_little_endian", "binary_big_endian"):
+                raise DataError(f"{path}:{ln}: unknown PLY format {line!r}")
+            fmt = t[1]
+        elif t[0] == "element" and len(t) == 3 and t[2].isdigit():
+            elements.append({"name": t[1], "count": int(t[2]), "props": []})
+        elif t[0] == "property" and elements:
+            if len(t) == 5 and t[1] == "list" and t[2] in _PLY_TYPES and t[3] in _PLY_TYPES:
+                elements[-1]["props"].append((t[4], (_PLY_TYPES[t[2]], _PLY_TYPES[t[3]])))
+            elif len(t) == 3 and t[1] in _PLY_TYPES:
+                elements[-1]["props"].append((t[2], _PLY_TYPES[t[1]]))
+            else:
+                raise DataError(f"{path}:{ln}: cannot parse PLY property line {line!r}")
+        else:
+            raise DataError(f"{path}:{ln}: unexpected PLY header line {line!r}")
+    if fmt is None:
+        raise DataError(f"{path}: PLY header has no 'format' line")
+    return fmt, elements, end.end(), len(header) + 1
+
+
+def _read_binary_element(
+    path: Path, raw: bytes, offset: int, el: dict, endian: str
+) -> tuple[dict[str, np.ndarray | list[np.ndarray]], int]:
+    count, props = el["count"], el["props"]
+
+    def need(nbytes: int, at: int) -> None:
+        if at + nbytes > len(raw):
+            raise DataError(
+                f"{path}: file ends inside element '{el['name']}' (header says {count} records)"
+            )
+
+    if count == 0:
+        return {name: np.zeros(0) for name, _ in props}, offset
+    if all(isinstance(t, str) for _, t in props):
+        dt = np.dtype([(name, endian + t) for name, t in props])
+        need(dt.itemsize * count, offset)
+        arr = np.frombuffer(raw, dtype=dt, count=count, offset=offset)
+        return {name: arr[name] for name, _ in props}, offset + dt.itemsize * count
+
+    # Fast path: every list has the length of the first record's (e.g. all triangles).
+    fields, at = [], offset
+    for name, t in props:
+        if isinstance(t, str):
+            fields.append((name, endian + t))
+            at += np.dtype(t).itemsize
+        else:
+            need(np.dtype(t[0]).itemsize, at)
+            n = int(np.frombuffer(raw, dtype=endian + t[0], count=1, offset=at)[0])
+            fields.append((name + "__n", endian + t[0]))
+            fields.append((name, endian + t[1], (n,)))
+            at += np.dtype(t[0]).itemsize + n * np.dtype(t[1]).itemsize
+    dt = np.dtype(fields)
+    if offset + dt.itemsize * count <= len(raw):
+        arr = np.frombuffer(raw, dtype=dt, count=count, offset=offset)
+        lists = [(name, f) for name, f, *shape in fields if shape]
+        if all((arr[name + "__n"] == arr.dtype[name].shape[0]).all() for name, _ in lists):
+            return {name: arr[name] for name, _ in props}, offset + dt.itemsize * count
+
+    # Slow path: mixed polygon sizes; walk record by record.
+    out: dict[str, list] = {name: [] for name, _ in props}
+    at = offset
+    for _ in range(count):
+        for name, t in props:
+            if isinstance(t, str):
+                size = np.dtype(t).itemsize
+                need(size, at)
+                out[name].append(np.frombuffer(raw, dtype=endian + t, count=1, offset=at)[0])
+                at += size
+            else:
+                cs, isz = np.dtype(t[0]).itemsize, np.dtype(t[1]).itemsize
+                need(cs, at)
+                n = int(np.frombuffer(raw, dtype=endian + t[0], count=1, offset=at)[0])
+                need(n * isz, at + cs)
+                out[name].append(np.frombuffer(raw, dtype=endian + t[1], count=n, offset=at + cs))
+                at += cs + n * isz
+    res = {
+        name: (np.asarray(v) if isinstance(t, str) else v)
+        for (name, t), v in zip(props, out.values(), strict=True)
+    }
+    return res, at
+
+
+def _read_ascii_elements(
+    path: Path, raw: bytes, offset: int, elements: list[dict], header_lines: int
+) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+    """→ element name → {prop → array | list}, element name → (count,) line numbers."""
+    lines = raw[offset:].decode("latin-1").splitlines()
+    rows = [(i + header_lines + 1, ln.strip()) for i, ln in enumerate(lines) if ln.strip()]
+    out, line_nos, at = {}, {}, 0
+    for el in elements:
+        recs = rows[at : at + el["count"]]
+        if len(recs) < el["count"]:
+            raise DataError(
+                f"{path}: header says {el['count']} '{el['name']}' records, file has only {len(recs)}"
+            )
+        at += el["count"]
+        cols: dict[str, list] = {name: [] for name, _ in el["props"]}
+        for ln, text in recs:
+            tok, k = text.split(), 0
+            try:
+                for name, t in el["props"]:
+                    if isinstance(t, str):
+                        cols[name].append(float(tok[k]))
+                        k += 1
+                    else:
+                        n = int(tok[k])
+                        if len(tok) < k + 1 + n:
+                            raise DataError(
+                                f"{path}:{ln}: list says {n} items but lists {len(tok) - k - 1}"
+                            )
+                        cols[name].append(np.array(tok[k + 1 : k + 1 + n], dtype=np.int64))
+                        k += 1 + n
+            except (IndexError, ValueError):
+                raise DataError(
+                    f"{path}:{ln}: expected {len(el['props'])} '{el['name']}' properties, got {text[:80]!r}"
+                ) from None
+        out[el["name"]] = {
+            name: (np.asarray(v, dtype=np.float64) if isinstance(t, str) else v)
+            for (name, t), v in zip(el["props"], cols.values(), strict=True)
+        }
+        line_nos[el["name"]] = np.array([ln for ln, _ in recs], dtype=np.int64)
+    if at < len(rows):
+        raise DataError(f"{path}:{rows[at][0]}: unexpected data after the last element")
+    return out, line_nos
+
+
+def _read_ply(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    raw = path.read_bytes()
+    fmt, elements, offset, header_lines = _ply_header(path, raw)
+    names = [e["name"] for e in elements]
+    if "vertex" not in names or "face" not in names:
+        raise DataError(f"{path}: PLY mesh needs 'vertex' and 'face' elements, found {names}")
+    vertex_el = elements[names.index("vertex")]
+    vprops = dict(vertex_el["props"])
+    if not all(isinstance(vprops.get(c), str) for c in "xyz"):
+        raise DataError(f"{path}: PLY 'vertex' element needs scalar x, y, z properties")
+    face_el = elements[names.index("face")]
+    fprop = next((n for n, t in face_el["props"] if n in ("vertex_indices", "vertex_index")), None)
+    if fprop is None or isinstance(dict(face_el["props"])[fprop], str):
+        raise DataError(f"{path}: PLY 'face' element needs a list property 'vertex_indices'")
+
+    face_lines = None
+    if fmt == "ascii":
+        values, line_nos = _read_ascii_elements(path, raw, offset, elements, header_lines)
+        face_lines = line_nos["face"]
+    else:
+        endian = "<" if fmt == "binary_little_endian" else ">"
+        values = {}
+        for el in elements:
+            values[el["name"]], offset = _read_binary_element(path, raw, offset, el, endian)
+    v = values["vertex"]
+    vertices = np.stack([np.asarray(v[c], dtype=np.float64) for c in "xyz"], axis=1)
+    polys = values["face"][fprop]
+    if isinstance(polys, np.ndarray):
+        polys = polys.astype(np.int64).reshape(face_el["count"], -1)
+    else:
+        polys = [np.asarray(p, dtype=np.int64) for p in polys]
+    _check_mesh(path, vertices, polys, face_lines)
+    faces = (
+        _fan(polys) if isinstance(polys, np.ndarray) and len(polys) else _triangulate(list(polys))
+    )
+    return vertices, faces
+
+
+def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a triangle mesh from `.off` or `.ply` (ascii / binary little or big endian).
+
+    Polygons are triangulated by fan (v0, vi, vi+1). Handles ModelNet's glued header
+    (`OFF<nv> <nf> <ne>` on one line).
+
+    Returns:
+        vertices (V, 3) float64 and faces (F, 3) int64.
+
+    Raises:
+        DataError naming the file (and line for text formats) for a wrong header, counts that do
+        not match the data, out-of-range face indices or non-finite coordinates.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: mesh file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".off":
+        vertices, faces = _read_off(path)
+    elif suffix == ".ply":
+        vertices, faces = _read_ply(path)
+    else:
+        raise DataError(f"{path}: unknown mesh format {suffix!r}, expected .off or .ply")
+    if faces.shape[0] == 0:
+        raise DataError(f"{path}: mesh has no faces")
+    return vertices, faces
+
+
+# ----------------------------------------------------------------------------------------------
+# Surface sampling
+# ----------------------------------------------------------------------------------------------
+
+
+def normalize_unit_sphere(points: np.ndarray) -> np.ndarray:
+    """Centre on the centroid and scale so that the farthest point has norm 1 (PointNet++)."""
+    points = points - points.mean(axis=0)
+    scale = np.linalg.norm(points, axis=1).max()
+    return points / scale if scale > 0 else points
+
+
+def sample_surface(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    n: int,
+    rng: np.random.Generator | int | None = None,
+    *,
+    normalize: bool = True,
+) -> np.ndarray:
+    """Sample `n` points uniformly on a triangle mesh surface.
+
+    Triangles are drawn with probability proportional to their area, then a point uniformly
+    inside the triangle: p = (1 − √r₁)·a + √r₁(1 − r₂)·b + √r₁·r₂·c, r₁, r₂ ~ U(0, 1).
+    With `normalize`, the samples are centred on their centroid and scaled to max norm 1.
+
+    Args:
+        vertices: (V, 3) float.
+        faces: (F, 3) int vertex indices.
+        n: number of points.
+        rng: numpy Generator or seed.
+
+    Returns:
+        (n, 3) float32.
+    """
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"vertices must be (V, 3), got {v.shape}")
+    if f.ndim != 2 or f.shape[1] != 3 or f.shape[0] == 0:
+        raise ValueError(f"faces must be (F, 3) with F > 0, got {f.shape}")
+    if f.min() < 0 or f.max() >= v.shape[0]:
+        raise ValueError(f"face indices must be in 0..{v.shape[0] - 1}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]  # (F, 3) each
+    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)  # (F,)
+    total = area.sum()
+    if not np.isfinite(total) or total <= 0:
+        raise ValueError(f"mesh has zero or non-finite total surface area ({total})")
+    tri = rng.choice(f.shape[0], size=n, p=area / total)  # (n,)
+    r1, r2 = rng.random((2, n, 1))
+    s = np.sqrt(r1)
+    pts = (1 - s) * a[tri] + s * (1 - r2) * b[tri] + s * r2 * c[tri]  # (n, 3)
+    if normalize:
+        pts = normalize_unit_sphere(pts)
+    return pts.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Datasets
+# ----------------------------------------------------------------------------------------------
+
+
+class ShapeAugment:
+    """DGCNN / DeepGCNs ModelNet augmentation: random per-axis scale and shift, shuffled points.
+
+    Args:
+        scale: (lo, hi) per-axis scale range ((2/3, 3/2) as published); None disables.
+        shift: per-axis shift range [−shift, shift] (0.2); None or 0 disables.
+        shuffle: randomly permute the points.
+
+    Only channels 0:3 are changed (normals, if present, are left as they are).
+    """
+
+    def __init__(
+        self,
+        scale: tuple[float, float] | None = (2.0 / 3.0, 3.0 / 2.0),
+        shift: float | None = 0.2,
+        shuffle: bool = True,
+    ) -> None:
+        self.scale, self.shift, self.shuffle = scale, shift, shuffle
+
+    def __call__(
+        self, points: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """`points` (P, C≥3) float32 → augmented copy."""
+        points = points.clone()
+        if self.scale is not None:
+            lo, hi = self.scale
+            points[:, 0:3] *= lo + (hi - lo) * torch.rand(3, generator=generator)
+        if self.shift:
+            points[:, 0:3] += (2 * torch.rand(3, generator=generator) - 1) * self.shift
+        if self.shuffle:
+            points = points[torch.randperm(points.shape[0], generator=generator)]
+        return points
+
+    def __repr__(self) -> str:
+        return f"ShapeAugment(scale={self.scale}, shift={self.shift}, shuffle={self.shuffle})"
+
+
+def _h5_files(root: Path, split: str) -> list[Path]:
+    listing = root / f"{split}_files.txt"
+    if listing.is_file():
+        files = []
+        for ln, line in enumerate(listing.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            f = root / Path(line.strip()).name
+            if not f.is_file():
+                raise DataError(f"{listing}:{ln}: lists {line.strip()}, but {f} does not exist")
+            files.append(f)
+        return files
+    found = []
+    for p in root.glob(f"ply_data_{split}*.h5"):
+        m = re.search(r"(\d+)\.h5$", p.name)
+        found.append((int(m.group(1)) if m else -1, p.name, p))
+    return [p for *_, p in sorted(found)]
+
+
+class ModelNetH5(Dataset):
+    """The published `modelnet40_ply_hdf5_2048` point sets.
+
+    Args:
+        root: folder with `ply_data_{train,test}*.h5` (and `{train,test}_files.txt`).
+        split: "train" or "test".
+        num_points: first `num_points` of the 2048 stored points per shape (1024 in the paper).
+        augment: e.g. :class:`ShapeAugment` for training; None = no augmentation.
+        use_normals: append the `normal` dataset as channels 3:6.
+        num_classes: labels must be < this (40).
+
+    Item: `(points (num_points, 3 or 6) float32 tensor, label int64 0-d tensor)`.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        num_points: int = 1024,
+        augment: ShapeAugment | None = None,
+        *,
+        use_normals: bool = False,
+        num_classes: int = len(MODELNET40_CLASSES),
+    ) -> None:
+        import h5py
+
+        self.root = Path(root)
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        self.files = _h5_files(self.root, split)
+        if not self.files:
+            raise DataError(
+                f"no ply_data_{split}*.h5 files in {self.root}: expected the published "
+                "modelnet40_ply_hdf5_2048 folder"
+            )
+        data, labels = [], []
+        for f in self.files:
+            with h5py.File(f, "r") as h:
+                for key in ("data", "label") + (("normal",) if use_normals else ()):
+                    if key not in h:
+                        raise DataError(f"{f}: missing dataset '{key}' (found {sorted(h.keys())})")
+                d = np.asarray(h["data"][...], dtype=np.float32)  # (n, 2048, 3)
+                lab = np.asarray(h["label"][...]).reshape(-1).astype(np.int64)  # (n,)
+                if d.ndim != 3 or d.shape[2] != 3 or lab.shape[0] != d.shape[0]:
+                    raise DataError(
+                        f"{f}: expected 'data' [n, P, 3] and 'label' [n, 1], got "
+                        f"{d.shape} and {h['label'].shape}"
+                    )
+                if use_normals:
+                    nrm = np.asarray(h["normal"][...], dtype=np.float32)
+                    if nrm.shape != d.shape:
+                        raise DataError(
+                            f"{f}: 'normal' shape {nrm.shape} != 'data' shape {d.shape}"
+                        )
+                    d = np.concatenate([d, nrm], axis=2)
+            if lab.size and (lab.min() < 0 or lab.max() >= num_classes):
+                raise DataError(
+                    f"{f}: labels must be in 0..{num_classes - 1}, found {lab.min()}..{lab.max()}"
+                )
+            if d.shape[1] < num_points:
+                raise DataError(
+                    f"{f}: stores {d.shape[1]} points per shape, fewer than num_points={num_points}"
+                )
+            data.append(d)
+            labels.append(lab)
+        self.data = np.concatenate(data)  # (n, P, C)
+        self.labels = np.concatenate(labels)  # (n,)
+        self.num_points = num_points
+        self.augment = augment
+        self.classes = MODELNET40_CLASSES if num_classes == len(MODELNET40_CLASSES) else None
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        points = torch.from_numpy(self.data[i, : self.num_points])  # (num_points, C)
+        if self.augment is not None:
+            points = self.augment(points)
+        return points, torch.tensor(self.labels[i], dtype=torch.int64)
+
+
+def _natural_key(p: Path) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name))
+
+
+class ModelNetMeshes(Dataset):
+    """Raw ModelNet meshes `<root>/<class>/{train,test}/<class>_<i>.off` (or `.ply`).
+
+    Every mesh is sampled once (`num_points` area-weighted surface points, unit sphere,
+    generator keyed by (seed, file path)), and the result is cached in
+    `<cache_dir>/modelnet_<split>_<num_points>pts_seed<seed>.npz` (atomic write) so epochs and
+    later runs never resample. The cache is rebuilt when the list of files, their sizes or
+    modification times change. A read-only `root` with no `cache_dir` just keeps points in memory.
+
+    Args:
+        root: ModelNet folder (ModelNet40 or ModelNet10).
+        split: "train" or "test".
+        num_points: points per shape.
+        classes: class names to use, in label order; None = every class folder, sorted
+            (for ModelNet40 this is exactly `MODELNET40_CLASSES`).
+        augment: e.g. :class:`ShapeAugment` for training.
+        seed: sampling seed.
+        cache_dir: where to keep the npz cache (default `<root>/.pointseg_cache`); `cache=False`
+            disables it.
+
+    Item: `(points (num_points, 3) float32 tensor, label int64 0-d tensor)`.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        num_points: int = 1024,
+        classes: Sequence[str] | None = None,
+        *,
+        augment: ShapeAugment | None = None,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+        cache: bool = True,
+        progress: bool = True,
+    ) -> None:
+        self.root = Path(root)
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if not self.root.is_dir():
+            raise DataError(f"ModelNet folder {self.root} does not exist")
+        if classes is None:
+            classes = sorted(p.name for p in self.root.iterdir() if (p / split).is_dir())
+            if not classes:
+                raise DataError(
+                    f"{self.root}: no class folders with a '{split}' subfolder; expected the "
+                    f"ModelNet layout <root>/<class>/{split}/<class>_<i>.off"
+                )
+        else:
+            missing = [c for c in classes if not (self.root / c / split).is_dir()]
+            if missing:
+                raise DataError(
+                    f"{self.root}: missing class folders {[f'{c}/{split}' for c in missing]}"
+                )
+        self.classes = tuple(classes)
+        self.split, self.num_points, self.augment, self.seed = split, num_points, augment, seed
+
+        files, labels = [], []
+        for label, c in enumerate(self.classes):
+            found = sorted(
+                (p for p in (self.root / c / split).iterdir() if p.suffix.lower() in MESH_SUFFIXES),
+                key=_natural_key,
+            )
+            files += found
+            labels += [label] * len(found)
+        if not files:
+            raise DataError(f"{self.root}: no .off/.ply meshes under <class>/{split}/")
+        self.files = files
+        self.labels = np.asarray(labels, dtype=np.int64)
+        rel = [str(f.relative_to(self.root)) for f in files]
+        stats = [f.stat() for f in files]
+        key = hashlib.sha1(
+            json.dumps([rel, [s.st_size for s in stats], [s.st_mtime_ns for s in stats]]).encode()
+        ).hexdigest()
+
+        cache_path = None
+        if cache:
+            cache_dir = Path(cache_dir) if cache_dir is not None else self.root / ".pointseg_cache"
+            cache_path = cache_dir / f"modelnet_{split}_{num_points}pts_seed{seed}.npz"
+        self.points = self._load_cache(cache_path, key)
+        if self.points is None:
+            self.points = self._sample_all(rel, progress)
+            if cache_path is not None:
+                try:
+                    with atomic_write(cache_path, suffix=".npz") as tmp:
+                        np.savez(tmp, points=self.points, labels=self.labels, key=np.array(key))
+                except OSError as exc:
+                    warnings.warn(
+                        f"could not write the ModelNet cache {cache_path} ({exc}); points stay "
+                        "in memory only (pass cache_dir= a writable folder)",
+                        stacklevel=2,
+                    )
+
+    @staticmethod
+    def _load_cache(path: Path | None, key: str) -> np.ndarray | None:
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path) as z:
+                if str(z["key"]) != key:
+                    return None
+                return np.asarray(z["points"], dtype=np.float32)
+        except (OSError, KeyError, ValueError):
+            return None  # unreadable / stale cache: resample
+
+    def _sample_all(self, rel: list[str], progress: bool) -> np.ndarray:
+        from tqdm.auto import tqdm
+
+        out = np.empty((len(self.files), self.num_points, 3), dtype=np.float32)
+        bar = tqdm(
+            self.files, desc=f"sample ModelNet {self.split}", unit="mesh", disable=not progress
+        )
+        for i, f in enumerate(bar):
+            v, faces = read_mesh(f)
+            rng = np.random.default_rng([self.seed, zlib.crc32(rel[i].encode())])
+            try:
+                out[i] = sample_surface(v, faces, self.num_points, rng)
+            except ValueError as exc:
+                raise DataError(f"{f}: {exc}") from exc
+        return out
+
+    def __len__(self) -> int:
+        return int(self.points.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        points = torch.from_numpy(self.points[i])  # (num_points, 3)
+        if self.augment is not None:
+            points = self.augment(points)
+        return points, torch.tensor(self.labels[i], dtype=torch.int64)
