@@ -744,8 +744,9 @@ class ModelNetMeshes(Dataset):
             self.points = self._sample_all(rel, progress)
             if cache_path is not None:
                 try:
-                    with atomic_write(cache_path, suffix=".npz") as tmp:
-                        np.savez(tmp, points=self.points, labels=self.labels, key=np.array(key))
+                    with atomic_write(cache_path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+                        # A file object: np.savez would append ".npz" to the temp file's name.
+                        np.savez(fh, points=self.points, labels=self.labels, key=np.array(key))
                 except OSError as exc:
                     warnings.warn(
                         f"could not write the ModelNet cache {cache_path} ({exc}); points stay "
