@@ -89,7 +89,8 @@ def plot_history(
     ax_metric.set_ylim(0, 1)
     ax_metric.set_title("metrics")
     ax_metric.grid(alpha=0.3)
-    ax_metric.legend(fontsize=8)
+    if ax_metric.get_legend_handles_labels()[0]:
+        ax_metric.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     save_figure(fig, path)

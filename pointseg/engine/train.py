@@ -813,6 +813,8 @@ class Trainer:
             "best": self.best,
             "best_epoch": self.best_epoch,
             "run": self.cfg.run_name,
+            # plain str: torch.__version__ is a TorchVersion, which weights_only loading rejects
+            "torch_version": str(torch.__version__),
         }
 
     def save(self, path: Path, *, full: bool = True) -> None:
@@ -880,8 +882,12 @@ class Trainer:
             )
         self._rng_to_restore = rngs[self.info.rank % len(rngs)]
 
-    def write_logs(self) -> None:
-        """log.csv, steps.csv and curves.png, rendered from the in-memory history (rank 0)."""
+    def write_logs(self, plot: bool | None = None) -> None:
+        """log.csv, steps.csv and curves.png, rendered from the in-memory history (rank 0).
+
+        Plotting costs ~1 s, so with `plot=None` curves.png is redrawn at most once a minute; the
+        last epoch and interruptions pass `plot=True`.
+        """
         if not self.info.is_main:
             return
         buf = io.StringIO()
@@ -900,9 +906,13 @@ class Trainer:
         for s in self.steps:
             buf.write(f"{int(s[0])},{s[1]:.6f},{s[2]:.8g},{s[3]:.8g}\n")
         atomic_write_text(self.run_dir / "steps.csv", buf.getvalue())
-        if self.history:
+        now = time.monotonic()
+        if plot is None:
+            plot = now - getattr(self, "_last_plot", -math.inf) >= 60.0
+        if plot and self.history:
             from pointseg.engine.plots import plot_history
 
+            self._last_plot = now
             plot_history(
                 self.history,
                 self.run_dir / "curves.png",
@@ -1128,13 +1138,13 @@ class Trainer:
             if red[5].item() > 0:
                 bar.close()
                 self.save(self.run_dir / "last.pt")
-                self.write_logs()
+                self.write_logs(plot=True)
                 signum = stop.signum or signal.SIGTERM
                 raise TrainingInterrupted(signum, self.run_dir, self.epoch, self.step)
             if cfg.max_steps is not None and self.step >= cfg.max_steps:
                 bar.close()
                 self.save(self.run_dir / "last.pt")
-                self.write_logs()
+                self.write_logs(plot=True)
                 if info.is_main:
                     print(
                         f"max_steps={cfg.max_steps} reached at epoch {self.epoch + 1}; saved {self.run_dir / 'last.pt'} (continue with --resume)",
@@ -1186,7 +1196,7 @@ class Trainer:
             # Without a validation split best.pt is simply the latest model.
             self.save(self.run_dir / "best.pt", full=False)
         if info.is_main:
-            self.write_logs()
+            self.write_logs(plot=True if last_epoch else None)
             if self.writer is not None:
                 for k in (
                     "train_loss",

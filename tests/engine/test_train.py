@@ -1,0 +1,381 @@
+"""Training engine: config layering, exact resume, checkpoints/logs, SIGTERM, CLI errors."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pointseg.cli import main
+from pointseg.engine import train as T
+from pointseg.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+ROOMS = [
+    "Area_1_office_1",
+    "Area_1_office_2",
+    "Area_2_office_1",
+    "Area_3_hallway_1",
+    "Area_5_office_1",
+]
+
+
+def make_blocks(root: Path, *, points: int = 32, per_room: int = 4, seed: int = 0) -> Path:
+    """Tiny learnable S3DIS-format blocks: the class is the height band of channel 2."""
+    from pointseg.data.blocks import write_blocks_h5
+
+    rng = np.random.default_rng(seed)
+    data, label, names = [], [], []
+    for room in ROOMS:
+        for _ in range(per_room):
+            x = rng.random((points, 9)).astype(np.float32)
+            data.append(x)
+            label.append((x[:, 2] * 3).astype(np.uint8))  # classes 0..2
+            names.append(room)
+    out = root / "train"
+    out.mkdir(parents=True, exist_ok=True)
+    write_blocks_h5(out / "ply_data_all_0.h5", np.stack(data), np.stack(label))
+    (out / "room_filelist.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def blocks(tmp_path_factory) -> Path:
+    return make_blocks(tmp_path_factory.mktemp("blocks"))
+
+
+@pytest.fixture(scope="module")
+def straight(blocks, tmp_path_factory) -> dict:
+    """The uninterrupted reference run (2 epochs × 3 steps) that the resume tests must reproduce."""
+    return state(T.train(tiny_cfg(blocks, tmp_path_factory.mktemp("straight"))))
+
+
+def tiny_cfg(blocks: Path, out: Path, **kw) -> T.TrainConfig:
+    base = dict(
+        dataset="s3dis",
+        model="resgcn4_tiny",
+        # ε = 0.5 makes stochastic dilation fire often: resume is exact only if RNG states are restored.
+        model_args={"epsilon": 0.5},
+        blocks=str(blocks),
+        out_dir=str(out),
+        run="r",
+        epochs=2,
+        batch_size=4,
+        val_fraction=0.25,
+        seed=3,
+        threads=1,
+        tensorboard=False,
+        progress=False,
+    )
+    base.update(kw)
+    return T.resolve_config("s3dis", base=base)
+
+
+def state(run_dir: Path) -> dict:
+    return torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def test_config_layers_defaults_yaml_flags_set(tmp_path):
+    cfg = T.resolve_config("s3dis")
+    # Paper recipe (DESIGN §3).
+    assert (cfg.optimizer, cfg.lr, cfg.scheduler, cfg.step_size, cfg.gamma) == (
+        "adam",
+        1e-3,
+        "step",
+        20,
+        0.5,
+    )
+    assert (cfg.epochs, cfg.batch_size, cfg.test_area, cfg.label_smoothing, cfg.augment) == (
+        100,
+        16,
+        5,
+        0.0,
+        False,
+    )
+    mn = T.resolve_config("modelnet40")
+    assert (mn.optimizer, mn.lr, mn.momentum, mn.scheduler, mn.min_lr) == (
+        "sgd",
+        0.1,
+        0.9,
+        "cosine",
+        1e-3,
+    )
+    assert (mn.epochs, mn.label_smoothing, mn.augment, mn.num_points, mn.model) == (
+        400,
+        0.2,
+        True,
+        1024,
+        "resgcn28_modelnet",
+    )
+
+    y = tmp_path / "c.yaml"
+    # `1e-3` without a dot is a *string* in YAML 1.1: the loader must coerce it.
+    y.write_text("model:\n  name: plaingcn28\n  channels: 32\nlr: 1e-3\nepochs: 7\nbatch_size: 8\n")
+    cfg = T.resolve_config(
+        "s3dis", config_file=y, flags={"epochs": 3, "lr": None}, sets=["batch_size=4", "model.k=8"]
+    )
+    assert cfg.model == "plaingcn28"
+    assert cfg.model_args == {"channels": 32, "k": 8}
+    assert cfg.lr == pytest.approx(1e-3) and isinstance(cfg.lr, float)
+    assert cfg.epochs == 3  # flag beats YAML
+    assert cfg.batch_size == 4  # --set beats YAML
+    # config.yaml round-trips.
+    again = T.resolve_config("s3dis", base=yaml.safe_load(cfg.to_yaml()))
+    assert again == cfg
+
+
+def test_unknown_config_key_names_key_and_valid_keys(tmp_path):
+    y = tmp_path / "bad.yaml"
+    y.write_text("epochs: 2\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError) as exc:
+        T.resolve_config("s3dis", config_file=y)
+    msg = str(exc.value)
+    assert "learning_rate" in msg and "bad.yaml" in msg and "lr" in msg and "batch_size" in msg
+    with pytest.raises(ConfigError, match="lerning"):
+        T.resolve_config("s3dis", sets=["lerning=3"])
+    with pytest.raises(ConfigError, match="epochs expects int"):
+        T.resolve_config("s3dis", sets=["epochs=two"])
+    with pytest.raises(ConfigError, match="optimizer"):
+        T.resolve_config("s3dis", sets=["optimizer=rmsprop"])
+    with pytest.raises(ConfigError, match="key=value"):
+        T.parse_set(["epochs"])
+
+
+def test_best_comparison_direction():
+    # Higher validation mIoU / accuracy is better (DESIGN §5: an inverted comparison is a known bug).
+    assert T.is_better(0.6, 0.5)
+    assert not T.is_better(0.4, 0.5)
+    assert not T.is_better(0.5, 0.5)
+    assert T.is_better(0.1, None)
+    assert not T.is_better(float("nan"), 0.1)
+
+
+def test_rng_state_is_weights_only_loadable_and_restores_every_stream(tmp_path):
+    torch.manual_seed(1)
+    np.random.seed(2)
+    random.seed(3)
+    np.random.randn()  # leaves a cached gaussian in numpy's state
+    path = tmp_path / "rng.pt"
+    torch.save(T.rng_state(), path)
+    expected = (
+        torch.rand(5),
+        np.random.rand(5),
+        np.random.randn(3),
+        [random.random() for _ in range(5)],
+    )
+    T.set_rng_state(torch.load(path, weights_only=True))
+    got = (
+        torch.rand(5),
+        np.random.rand(5),
+        np.random.randn(3),
+        [random.random() for _ in range(5)],
+    )
+    assert torch.equal(expected[0], got[0])
+    np.testing.assert_array_equal(expected[1], got[1])
+    np.testing.assert_array_equal(expected[2], got[2])
+    assert expected[3] == got[3]
+
+
+def test_confusion_metrics_match_metrics_module():
+    from pointseg.metrics import ConfusionMatrix
+
+    rng = np.random.default_rng(0)
+    pred, target = rng.integers(0, 5, 500), rng.integers(0, 4, 500)  # class 4 predicted, never true
+    cm = T.confusion(torch.from_numpy(pred), torch.from_numpy(target), 5).numpy()
+    ref = ConfusionMatrix(5).update(pred, target)
+    np.testing.assert_array_equal(cm, ref.matrix)
+    m = T.confusion_metrics(cm)
+    assert m["oa"] == pytest.approx(ref.oa())
+    assert m["macc"] == pytest.approx(ref.macc())
+    assert m["miou"] == pytest.approx(ref.miou())
+
+
+# ------------------------------------------------------------------------------ exact resume
+
+
+def test_resume_at_epoch_boundary_reproduces_uninterrupted_run(blocks, straight, tmp_path):
+    part = T.train(tiny_cfg(blocks, tmp_path / "b", epochs=1))
+    assert state(part)["epoch"] == 1
+    resumed = T.train(tiny_cfg(blocks, tmp_path / "b", epochs=2), resume=True)
+    a, b = straight, state(resumed)
+    assert_same_weights(a["model"], b["model"])
+    assert a["step"] == b["step"] == 6
+    for sa, sb in zip(
+        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
+    ):
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"])
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+    assert a["best"] == b["best"]
+
+
+def test_resume_mid_epoch_is_exact_and_needs_the_rng_state(blocks, straight, tmp_path, monkeypatch):
+    # Stop after 4 of 6 steps (epoch 2, batch 1 of 3), then continue.
+    T.train(tiny_cfg(blocks, tmp_path / "b", max_steps=4))
+    mid = state(tmp_path / "b" / "r")
+    assert (mid["epoch"], mid["batch"], mid["step"]) == (1, 1, 4)
+    resumed = T.train(tiny_cfg(blocks, tmp_path / "b"), resume=True)
+    a, b = straight, state(resumed)
+    assert_same_weights(a["model"], b["model"])
+    assert a["steps"] == b["steps"]  # identical per-step losses, lr and positions
+    assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
+
+    # Control: the same resume without restoring the RNG state diverges (stochastic dilation,
+    # dropout), so the equality above is a real test of the RNG bookkeeping.
+    T.train(tiny_cfg(blocks, tmp_path / "c", max_steps=4))
+    monkeypatch.setattr(T, "set_rng_state", lambda s: torch.manual_seed(12345))
+    broken = T.train(tiny_cfg(blocks, tmp_path / "c"), resume=True)
+    c = state(broken)
+    assert any(not torch.equal(a["model"][k], c["model"][k]) for k in a["model"])
+
+
+def test_run_folder_contents_and_best_checkpoint(blocks, tmp_path):
+    from pointseg.checkpoint import load_checkpoint, model_from_checkpoint
+
+    run = T.train(tiny_cfg(blocks, tmp_path, epochs=3, tensorboard=True))
+    for name in ("config.yaml", "last.pt", "best.pt", "log.csv", "steps.csv", "curves.png"):
+        assert (run / name).is_file(), name
+    assert any((run / "tb").glob("events.out.tfevents.*"))
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["name"] == "resgcn4_tiny" and saved["epochs"] == 3
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert set(T.LOG_COLUMNS) <= set(rows[0])
+    for r in rows:
+        assert 0.0 <= float(r["val_miou"]) <= 1.0 and float(r["throughput"]) > 0
+    steps = list(csv.DictReader((run / "steps.csv").open()))
+    assert len(steps) == 9 and int(steps[-1]["step"]) == 9
+
+    # best.pt holds the epoch with the highest validation mIoU (ties: the first one).
+    vals = [float(r["val_miou"]) for r in rows]
+    best = load_checkpoint(run / "best.pt")
+    assert best["meta"]["epoch"] == int(np.argmax(vals)) + 1
+    assert best["meta"]["best"] == pytest.approx(max(vals))
+    model, ckpt = model_from_checkpoint(run / "last.pt")
+    meta = ckpt["meta"]
+    assert (
+        meta["task"] == "segmentation" and meta["dataset"] == "s3dis" and len(meta["classes"]) == 13
+    )
+    data = meta["data"]
+    assert data["test_area"] == 5 and 5 not in data["train_areas"]
+    # The validation rooms come from the training areas, never from the test area.
+    assert data["val_rooms"] and all(not r.startswith("Area_5") for r in data["val_rooms"])
+    assert data["train_blocks"] + data["val_blocks"] == 16
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 32, 9)).shape == (1, 32, 13)
+
+
+def test_existing_run_needs_resume_or_overwrite(blocks, tmp_path):
+    T.train(tiny_cfg(blocks, tmp_path, epochs=1, val_fraction=0.0))
+    with pytest.raises(ConfigError, match="--resume"):
+        T.train(tiny_cfg(blocks, tmp_path, epochs=1))
+    with pytest.raises(ConfigError, match="does not exist"):
+        T.train(tiny_cfg(blocks, tmp_path, run="other"), resume=True)
+
+
+# ------------------------------------------------------------------------------------- CLI
+
+
+def cli(argv, capsys):
+    rc = main(argv)
+    captured = capsys.readouterr()
+    return rc, captured.err
+
+
+def test_cli_bad_input_gives_one_line_errors(blocks, tmp_path, capsys):
+    common = ["--out", str(tmp_path), "--no-progress", "--no-tensorboard"]
+    rc, err = cli(["train", "s3dis", "--blocks", str(tmp_path / "nope"), *common], capsys)
+    assert (
+        rc == 1
+        and "does not exist" in err
+        and "pointseg blocks s3dis" in err
+        and "Traceback" not in err
+    )
+    rc, err = cli(["train", "s3dis", "--blocks", str(blocks), "--test-area", "4", *common], capsys)
+    assert (
+        rc == 1
+        and "test area 4 has no rooms" in err
+        and "1, 2, 3, 5" in err
+        and "--test-area" in err
+    )
+    rc, err = cli(
+        ["train", "s3dis", "--blocks", str(blocks), "--model", "resgcn999", *common], capsys
+    )
+    assert rc == 1 and "unknown model 'resgcn999'" in err and "resgcn28" in err
+    rc, err = cli(
+        ["train", "s3dis", "--blocks", str(blocks), "--set", "model.chanels=8", *common], capsys
+    )
+    assert rc == 1 and "chanels" in err and "channels" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epoch: 3\n")
+    rc, err = cli(
+        ["train", "s3dis", "--config", str(bad), "--blocks", str(blocks), *common], capsys
+    )
+    assert rc == 1 and "'epoch'" in err and "epochs" in err
+    rc, err = cli(["train", "s3dis", *common], capsys)
+    assert rc == 1 and "--blocks" in err
+    rc, err = cli(["train", "modelnet40", "--data", str(tmp_path / "none"), *common], capsys)
+    assert rc == 1 and "does not exist" in err
+
+
+def test_cli_train_then_resume_with_more_epochs(blocks, tmp_path, capsys):
+    argv = ["train", "s3dis", "--blocks", str(blocks), "--model", "resgcn4_tiny", "--out", str(tmp_path), "--run", "c",
+            "--batch-size", "4", "--threads", "1", "--no-progress", "--no-tensorboard"]  # fmt: skip
+    assert main([*argv, "--epochs", "1"]) == 0
+    assert main([*argv, "--epochs", "2", "--resume"]) == 0
+    ck = state(tmp_path / "c")
+    assert ck["epoch"] == 2 and len(ck["history"]) == 2
+    assert yaml.safe_load((tmp_path / "c" / "config.yaml").read_text())["epochs"] == 2
+
+
+# ---------------------------------------------------------------------------------- signals
+
+
+def test_sigterm_writes_resumable_checkpoint(blocks, tmp_path):
+    run = tmp_path / "s"
+    cmd = [sys.executable, "-m", "pointseg", "train", "s3dis", "--blocks", str(blocks), "--model", "resgcn4_tiny",
+           "--out", str(tmp_path), "--run", "s", "--epochs", "1000", "--batch-size", "4", "--save-every", "1",
+           "--threads", "1", "--no-progress", "--no-tensorboard"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.time() + 60
+        while not (run / "last.pt").exists():  # written after the first step, inside the handlers
+            assert proc.poll() is None, proc.communicate()
+            assert time.time() < deadline, "training did not start"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "SIGTERM" in err and "resume with --resume" in err and "Traceback" not in err
+    ck = state(run)
+    assert 1 <= ck["step"] < 3000 and ck["epoch"] < 1000
+    # The interrupted run continues from there.
+    cfg = T.resolve_config("s3dis", base=yaml.safe_load((run / "config.yaml").read_text()))
+    cfg.epochs = ck["epoch"] + 1
+    T.train(cfg, resume=True)
+    assert state(run)["epoch"] == ck["epoch"] + 1
