@@ -48,7 +48,7 @@ def _default_meta(config: ModelConfig) -> dict[str, Any]:
         "dataset": None,
         "classes": None,
         "pointseg_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -90,7 +90,26 @@ def save_checkpoint(
     path = Path(path)
     with atomic_write(path) as tmp:
         torch.save(ckpt, tmp)
+        # Never leave a checkpoint that `load_checkpoint` would refuse: re-read it (memory-mapped,
+        # so this costs little) with the same safe unpickler before it replaces `path`.
+        try:
+            torch.load(tmp, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(
+                f"save_checkpoint({path}): the checkpoint holds objects that "
+                f"torch.load(weights_only=True) refuses ({_load_error(exc)}); store only tensors "
+                f"and plain Python values in meta / extras"
+            ) from None
     return path
+
+
+def _load_error(exc: Exception) -> str:
+    """One informative line of a torch.load failure (the unpickler's reason, if it gave one)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for line in lines:
+        if "WeightsUnpickler error" in line:
+            return line.split(". Please use")[0]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 def _looks_original(obj: Any) -> bool:
@@ -141,8 +160,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a user-file problem
         raise ConfigError(
-            f"{path}: cannot be read as a torch checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            f"{path}: cannot be read as a torch checkpoint ({_load_error(exc)})"
         ) from None
     return validate_checkpoint(ckpt, str(path))
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from pointseg.checkpoint import FORMAT, load_state_dict_checked
+from pointseg.checkpoint import FORMAT, _load_error, load_state_dict_checked
 from pointseg.errors import ConfigError
 from pointseg.models.config import ModelConfig
 from pointseg.models.registry import get_config
@@ -40,6 +40,7 @@ __all__ = [
     "convert_state_dict",
     "convert_original",
     "convert_original_file",
+    "check_layers",
 ]
 
 _NORM_LEAVES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -54,8 +55,7 @@ def load_original_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.T
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a user-file problem
         raise ConfigError(
-            f"{path}: cannot be read as a torch checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            f"{path}: cannot be read as a torch checkpoint ({_load_error(exc)})"
         ) from None
     if not isinstance(obj, dict):
         raise ConfigError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
@@ -307,3 +307,73 @@ def _default_classes(dataset: str, num_classes: int) -> list[str] | None:
         return None
     names = list(CLASSES)
     return names if len(names) == num_classes else None
+
+
+def _rel_error(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    """‖ours − ref‖ / ‖ref‖ (Frobenius), 0 when both are zero."""
+    denom = float(ref.double().norm())
+    diff = float((ours.double() - ref.double()).norm())
+    return diff / denom if denom > 0 else diff
+
+
+@torch.no_grad()
+def check_layers(
+    model: torch.nn.Module, layers_npz: str | os.PathLike, *, check_graphs: bool = True
+) -> dict[str, Any]:
+    """Layer-by-layer fidelity of `model` against a fixture recorded from the original code.
+
+    The fixture (``resgcn28_original_layers.npz``, DESIGN §7) holds ``x`` (B, N, C_in),
+    ``neighbours`` (L, B, N, k), ``layer_inputs`` (L−1, B, C, N), ``layer_outputs`` (L, B, C, N)
+    and ``logits`` (B, classes, N), channels-first as the original code stores them.
+    With the graph fixed to the saved neighbours, layer 0 maps x → outputs[0] and block i maps
+    inputs[i−1] → outputs[i]; the head maps all outputs → logits. With `check_graphs`, our dilated
+    kNN on each saved input is compared with the saved neighbours as sets per row.
+
+    Returns {"layers": [relative error per layer], "logits": relative error,
+    "graph_agreement": [fraction of neighbour slots found per layer] (if checked)}.
+    """
+    import numpy as np
+
+    from pointseg.graph import dilated_knn
+
+    path = Path(layers_npz)
+    if not path.is_file():
+        raise ConfigError(f"reference layers file not found: {path}")
+    with np.load(path) as z:
+        missing = [
+            k for k in ("x", "neighbours", "layer_inputs", "layer_outputs", "logits") if k not in z
+        ]
+        if missing:
+            raise ConfigError(f"{path}: missing arrays {missing}")
+        x = torch.from_numpy(z["x"]).float()  # (B, N, C_in)
+        nbrs = torch.from_numpy(z["neighbours"].astype(np.int64))  # (L, B, N, k)
+        inputs = torch.from_numpy(z["layer_inputs"]).float().transpose(2, 3)  # (L−1, B, N, C)
+        outputs = torch.from_numpy(z["layer_outputs"]).float().transpose(2, 3)  # (L, B, N, C)
+        logits = torch.from_numpy(z["logits"]).float().transpose(1, 2)  # (B, N, classes)
+    num_layers = model.num_layers
+    if nbrs.shape[0] != num_layers or outputs.shape[0] != num_layers:
+        raise ConfigError(f"{path}: holds {outputs.shape[0]} layers, the model has {num_layers}")
+    was_training = model.training
+    model.eval()
+    try:
+        errors = []
+        for i in range(num_layers):
+            h = x if i == 0 else inputs[i - 1].contiguous()
+            out, _ = model.forward_layer(i, h, nbrs[i])
+            errors.append(_rel_error(out, outputs[i]))
+        result: dict[str, Any] = {
+            "layers": errors,
+            "logits": _rel_error(model.forward_head(list(outputs.unbind(0))), logits),
+        }
+        if check_graphs:
+            agreement = []
+            k = model.config.k
+            for i in range(num_layers):
+                h = x[..., :3].contiguous() if i == 0 else inputs[i - 1].contiguous()
+                idx = dilated_knn(h, k, model.config.block_dilation(i))  # (B, N, k)
+                found = (idx.unsqueeze(-1) == nbrs[i].unsqueeze(-2)).any(-1)  # (B, N, k)
+                agreement.append(float(found.float().mean()))
+            result["graph_agreement"] = agreement
+    finally:
+        model.train(was_training)
+    return result

@@ -1,0 +1,366 @@
+"""DeepGCN models: presets, config, parameter counts, forward/backward, split-trick head."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from pointseg.cli import main as cli_main
+from pointseg.errors import ConfigError
+from pointseg.graph import dilated_knn
+from pointseg.models import (
+    DeepGCN,
+    ModelConfig,
+    SegmentationHead,
+    create_model,
+    get_config,
+    list_models,
+)
+from pointseg.models.heads import ClassificationHead
+from pointseg.nn import DenseBlock, PlainBlock, ResBlock, ResPlusBlock
+
+TINY = list_models("*tiny*")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny tensors: thread start-up and contention cost far more than the work (30x on a busy box).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+ALL = list_models()
+
+
+def expected_params(c: ModelConfig) -> int:
+    """Parameter count from the architecture description (DESIGN §3), edge/mr convs only."""
+
+    def lin(i: int, o: int, bias: bool = True) -> int:
+        return i * o + (o if bias else 0)
+
+    def norm(ch: int) -> int:
+        return 0 if c.norm == "none" else 2 * ch
+
+    bias = c.bias or c.norm == "none"
+    stem_bias = (c.bias if c.stem_bias is None else c.stem_bias) or c.norm == "none"
+    fusion_bias = (c.bias if c.fusion_bias is None else c.fusion_bias) or c.norm == "none"
+    total = lin(2 * c.in_channels, c.channels, stem_bias) + norm(c.channels)
+    for i in range(1, c.num_blocks):
+        c_in = c.channels * i if c.block == "dense" else c.channels
+        if c.block == "res+":  # bare conv (bias forced) + the block's pre-norm
+            total += lin(2 * c_in, c.channels, True) + norm(c_in)
+        else:
+            total += lin(2 * c_in, c.channels, bias) + norm(c.channels)
+    feats = c.channels * c.num_blocks
+    total += lin(feats, c.fusion_channels, fusion_bias) + norm(c.fusion_channels)
+    if c.task == "segmentation":
+        width = feats + c.fusion_channels
+    else:
+        width = c.fusion_channels * (2 if c.pooling == "max+mean" else 1)
+    for h in c.head_channels:
+        total += lin(width, h, bias) + norm(h)
+        width = h
+    return total + lin(width, c.num_classes)
+
+
+def tiny_input(config: ModelConfig, batch: int = 2, points: int = 32, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, points, config.in_channels, generator=g)
+
+
+# ---------------------------------------------------------------------------------- presets
+
+
+def test_resgcn28_has_the_published_parameter_count():
+    model = create_model("resgcn28")
+    assert model.config.order == "conv_act_norm" and model.config.bias
+    assert sum(p.numel() for p in model.parameters()) == 3_644_301
+    # the prediction layer keeps the layout of a plain Linear(2816, 512) (split only in forward)
+    assert model.head.layers[0].lin.weight.shape == (512, 2816)
+    assert model.head.fusion.lin.weight.shape == (1024, 1792)
+    assert len(model.blocks) == 27
+
+
+def test_registry_has_the_required_presets():
+    required = {
+        "resgcn28", "densegcn28", "plaingcn28", "resgcn56", "resgcn112", "resgcn28w",
+        "resmrgcn28", "resgcn28_tf", "plaingcn7", "plaingcn14", "plaingcn56", "resgcn7",
+        "resgcn14", "resgcn4_tiny", "resgcn28_modelnet",
+    }  # fmt: skip
+    assert required <= set(ALL)
+    assert ALL == sorted(ALL)
+    assert list_models("plaingcn*") == [n for n in ALL if n.startswith("plaingcn")]
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if get_config(n).conv in ("edge", "mr")])
+def test_preset_parameter_count_matches_architecture(name):
+    config = get_config(name)
+    with torch.device("meta"):  # big presets: build only
+        model = DeepGCN(config)
+    assert model.num_parameters() == expected_params(config)
+    assert model.num_layers == config.num_blocks
+
+
+def test_preset_settings():
+    c = get_config("resgcn28")
+    assert (c.k, c.channels, c.num_blocks, c.epsilon, c.dropout) == (16, 64, 28, 0.2, 0.3)
+    assert [c.block_dilation(i) for i in (0, 1, 2, 27)] == [1, 1, 2, 27]
+    assert get_config("resgcn28_tf").order == "conv_norm_act"
+    assert get_config("resgcn28w").channels == 128
+    assert get_config("resmrgcn28").conv == "mr"
+    plain = get_config("plaingcn28")
+    assert plain.block == "plain" and not plain.stochastic
+    assert [plain.block_dilation(i) for i in range(28)] == [1] * 28
+    m = get_config("resgcn28_modelnet")
+    assert (m.task, m.k, m.in_channels, m.num_classes, m.dropout, m.pooling) == (
+        "classification", 9, 3, 40, 0.5, "max+mean"
+    )  # fmt: skip
+    assert get_config("resgcn112").num_blocks == 112
+
+
+def test_plain_model_has_no_dilation_and_no_stochastic_graphs():
+    model = create_model("plaingcn7", k=4)
+    assert all(isinstance(b, PlainBlock) for b in model.blocks)
+    assert all(b.graph.dilation == 1 and not b.graph.stochastic for b in model.blocks)
+    res = create_model("resgcn7", k=4)
+    assert [b.graph.dilation for b in res.blocks] == [1, 2, 3, 4, 5, 6]
+    # stochastic dilation only where it can change anything (d > 1)
+    assert [b.graph.stochastic for b in res.blocks] == [False] + [True] * 5
+    assert all(isinstance(b, ResBlock) for b in res.blocks)
+
+
+# ---------------------------------------------------------------------------------- forward
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_forward_backward_every_parameter_gets_a_gradient(name):
+    torch.manual_seed(0)
+    model = create_model(name)
+    config = model.config
+    x = tiny_input(config)
+    logits = model(x)
+    if config.task == "segmentation":
+        assert logits.shape == (2, 32, config.num_classes)
+        target = torch.randint(0, config.num_classes, (2, 32))
+        loss = F.cross_entropy(logits.reshape(-1, config.num_classes), target.reshape(-1))
+    else:
+        assert logits.shape == (2, config.num_classes)
+        loss = F.cross_entropy(logits, torch.tensor([0, 1]))
+    assert torch.isfinite(logits).all()
+    loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, f"{name}: {pname} got no gradient"
+        assert torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, f"{name}: {pname} has an all-zero gradient"
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_eval_forward_is_deterministic_and_reuses_its_graphs(name):
+    torch.manual_seed(1)
+    model = create_model(name).eval()
+    x = tiny_input(model.config, seed=3)
+    with torch.no_grad():
+        outs, graphs = model.forward_features(x, return_graphs=True)
+        a = model.forward_head(outs)
+        b = model(x)
+        # forcing the very graphs the model built gives the same features and logits
+        outs2 = model.forward_features(x, graphs=graphs)
+    assert torch.equal(a, b)
+    assert all(torch.equal(u, v) for u, v in zip(outs, outs2, strict=True))
+    assert len(graphs) == model.config.num_blocks
+    assert all(g.shape == (2, 32, model.config.k) and g.dtype == torch.long for g in graphs)
+
+
+def test_dynamic_graphs_are_dilated_knn_of_each_block_input():
+    model = create_model("resgcn4_tiny").eval()
+    x = tiny_input(model.config, seed=5)
+    with torch.no_grad():
+        outs, graphs = model.forward_features(x, return_graphs=True)
+    k = model.config.k
+    assert torch.equal(graphs[0], dilated_knn(x[..., :3], k, 1))
+    for i in range(1, model.num_layers):
+        assert torch.equal(graphs[i], dilated_knn(outs[i - 1], k, i)), f"block {i}"
+    # the residual block adds its conv output to its input
+    block = model.blocks[0]
+    with torch.no_grad():
+        expect = block.conv(outs[0], graphs[1]) + outs[0]
+    torch.testing.assert_close(outs[1], expect)
+
+
+def test_static_model_reuses_the_xyz_graph():
+    model = create_model("resgcn4_tiny_static").eval()
+    x = tiny_input(model.config, seed=6)
+    with torch.no_grad():
+        _, graphs = model.forward_features(x, return_graphs=True)
+    assert all(b.graph is None for b in model.blocks)
+    assert all(torch.equal(g, graphs[0]) for g in graphs)
+
+
+def test_dense_blocks_grow_and_fuse_every_layer_once():
+    model = create_model("densegcn4_tiny").eval()
+    c = model.config.channels
+    assert all(isinstance(b, DenseBlock) for b in model.blocks)
+    assert [b.conv.in_channels for b in model.blocks] == [c, 2 * c, 3 * c]
+    x = tiny_input(model.config, seed=7)
+    with torch.no_grad():
+        outs = model.forward_features(x)
+    assert [o.shape[-1] for o in outs] == [c, 2 * c, 3 * c, 4 * c]
+    fused = model.fusion_input(outs)
+    expect = torch.cat([outs[0]] + [o[..., -c:] for o in outs[1:]], dim=-1)
+    assert torch.equal(fused, expect)
+    assert fused.shape[-1] == model.config.feature_channels
+
+
+def test_resplus_blocks_preactivate():
+    model = create_model("resplusgcn4_tiny")
+    assert all(isinstance(b, ResPlusBlock) for b in model.blocks)
+    assert all(b.conv.norm is None for b in model.blocks)
+
+
+def test_stochastic_dilation_only_in_training():
+    model = create_model("resgcn4_tiny", epsilon=1.0)  # always stochastic in training
+    x = tiny_input(model.config, points=64, seed=8)
+    model.eval()
+    with torch.no_grad():
+        _, g_eval = model.forward_features(x, return_graphs=True)
+    model.train()
+    torch.manual_seed(0)
+    differs = False
+    with torch.no_grad():
+        for _ in range(5):
+            _, g_train = model.forward_features(x, return_graphs=True)
+            differs |= not torch.equal(g_train[3], g_eval[3])
+    assert differs
+
+
+# ---------------------------------------------------------------------------------- heads
+
+
+@pytest.mark.parametrize("order", ["conv_act_norm", "conv_norm_act"])
+@pytest.mark.parametrize("training", [False, True])
+def test_segmentation_head_split_trick_equals_concatenation(order, training):
+    torch.manual_seed(0)
+    head = SegmentationHead(24, 5, fusion_channels=16, head_channels=(12, 8), dropout=0.0,
+                            order=order)  # fmt: skip
+    for m in head.modules():  # non-trivial BN statistics and affine parameters
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(-1.5, 1.5)
+            m.bias.data.uniform_(-1, 1)
+    head.train(training)
+    feats = torch.randn(3, 40, 24)
+    out = head(feats)
+    # textbook formulation: repeat the global feature per point, concatenate, plain Linear
+    g = head.fusion(feats).amax(dim=1, keepdim=True).expand(-1, 40, -1)  # (B, N, 16)
+    h = torch.cat([g, feats], dim=-1)  # (B, N, 40): global part first, as the original
+    for layer in head.layers:
+        h = layer(h)
+    ref = head.classifier(h)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["max+mean", "max", "mean"])
+def test_classification_head_pooling(pooling):
+    torch.manual_seed(0)
+    head = ClassificationHead(
+        24, 7, fusion_channels=16, head_channels=(12,), pooling=pooling
+    ).eval()
+    feats = torch.randn(3, 40, 24)
+    fused = head.fusion(feats)
+    pooled = {
+        "max": fused.amax(1),
+        "mean": fused.mean(1),
+        "max+mean": torch.cat([fused.amax(1), fused.mean(1)], -1),
+    }[pooling]
+    ref = head.classifier(head.layers[0](pooled))
+    torch.testing.assert_close(head(feats), ref)
+
+
+# ---------------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_config_round_trip(name):
+    config = get_config(name)
+    d = json.loads(json.dumps(config.to_dict()))
+    assert ModelConfig.from_dict(d) == config
+
+
+def test_config_errors_name_the_problem():
+    with pytest.raises(ConfigError, match=r"unknown model config key\(s\) \['chanels'\].*channels"):
+        ModelConfig.from_dict({"chanels": 64})
+    with pytest.raises(ConfigError, match="conv='foo'.*edge, mr, sage, gin"):
+        ModelConfig(conv="foo")
+    with pytest.raises(ConfigError, match="block='resnet'.*res, plain, dense, res\\+"):
+        get_config("resgcn28", block="resnet")
+    with pytest.raises(ConfigError, match="channels must be an int >= 1"):
+        ModelConfig(channels=0)
+    with pytest.raises(ConfigError, match="bias must be true or false"):
+        ModelConfig(bias="yes")
+    with pytest.raises(ConfigError, match="epsilon"):
+        ModelConfig(epsilon=1.5)
+    with pytest.raises(ConfigError, match="head_channels"):
+        ModelConfig(head_channels=(512, "256"))
+    with pytest.raises(ConfigError, match="order="):
+        ModelConfig(order="norm_conv_act")
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ConfigError, match="unknown model 'resgcn29'.*resgcn28"):
+        create_model("resgcn29")
+
+
+def test_create_model_from_name_config_or_dict_with_overrides():
+    m = create_model("resgcn4_tiny", channels=8, num_classes=5)
+    assert (m.config.channels, m.config.num_classes) == (8, 5)
+    assert m.stem.lin.weight.shape == (8, 18)
+    m2 = create_model(m.config.to_dict())
+    assert m2.config == m.config
+    m3 = create_model(m.config, k=3)
+    assert m3.config.k == 3 and m.config.k == 4  # the given config is not mutated
+    with pytest.raises(ConfigError, match="unknown model config key"):
+        create_model("resgcn4_tiny", width=3)
+
+
+def test_bad_input_is_named():
+    model = create_model("resgcn4_tiny")
+    with pytest.raises(ValueError, match=r"\(B, N, 9\) channels-last.*\(2, 9, 32\)"):
+        model(torch.rand(2, 9, 32))
+    with pytest.raises(ValueError, match="at least k·d = 12 points"):
+        model(torch.rand(2, 8, 9))
+    with pytest.raises(ValueError, match="float"):
+        model(torch.ones(2, 32, 9, dtype=torch.long))
+
+
+# ---------------------------------------------------------------------------------- CLI
+
+
+def test_cli_models_table(capsys):
+    assert cli_main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ALL:
+        assert f"\n{name} " in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("resgcn28 "))
+    assert line.split() == [
+        "resgcn28", "segmentation", "28", "64", "16", "edge", "res", "conv_act_norm", "3,644,301"
+    ]  # fmt: skip
+
+
+def test_cli_models_show_and_filter(capsys):
+    assert cli_main(["models", "--show", "resgcn28_modelnet", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["k"] == 9 and info["num_classes"] == 40
+    assert info["params"] == expected_params(get_config("resgcn28_modelnet"))
+    assert cli_main(["models", "plaingcn*", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == list_models("plaingcn*")
+    assert cli_main(["models", "nothing*"]) == 1
+    assert "no model preset matches" in capsys.readouterr().err
+    assert cli_main(["models", "--show", "nope"]) == 1
+    assert "available models" in capsys.readouterr().err
