@@ -4,7 +4,7 @@ Examples:
     pointseg train s3dis --config configs/s3dis_resgcn28.yaml --blocks data/s3dis_blocks --cache data/s3dis
     pointseg train s3dis --model plaingcn28 --test-area 5 --blocks data/s3dis_blocks --set model.channels=32
     pointseg train s3dis --run s3dis_resgcn28_area5 --resume            # continue from last.pt
-    torchrun --nproc_per_node=2 -m pointseg train s3dis --blocks data/s3dis_blocks   # DDP
+    torchrun --nproc_per_node=2 -m pointseg train s3dis --blocks data/s3dis_blocks --run-name ddp
     pointseg train modelnet40 --data data/modelnet40_ply_hdf5_2048
 """
 
@@ -69,7 +69,11 @@ def _add_arguments(p: argparse.ArgumentParser, dataset: str) -> None:
         "--model", help="model preset (see `pointseg models`); default resgcn28 / resgcn28_modelnet"
     )
     g.add_argument(
-        "--run", help="run folder name under --out (default: <dataset>_<model>[_area<k>])"
+        "--run",
+        "--run-name",
+        dest="run",
+        help="run folder name under --out (default: <dataset>_<model>[_area<k>]); under torchrun "
+        "spell it --run-name (torchrun rejects --run as an ambiguous prefix of its --run-path)",
     )
     g.add_argument("--out", metavar="DIR", help="parent folder of runs (default checkpoints)")
     g.add_argument(
