@@ -116,44 +116,47 @@ def _num_cells(extent: float, block_size: float, stride: float) -> int:
     return max(1, int(math.ceil((extent - block_size) / stride)) + 1)
 
 
-def _axis_candidates(
+def _axis_range(
     coord: np.ndarray, n_cells: int, block_size: float, stride: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices i with ``i*stride <= coord <= i*stride + block_size`` for every point.
+    """First and last column i with ``i*stride <= coord <= i*stride + block_size`` per point.
 
-    Returns `cand` (N, c) int64 candidate column ids and `ok` (N, c) bool membership. The test is
-    written with the same float64 operations as PointNet's loop, so boundary points land in the
-    same columns.
+    The condition is monotone in i, so the columns of a point form the interval [lo, hi]
+    (empty when lo > hi). floor/ceil give the bounds up to float rounding; one correction step
+    each way then applies the exact comparisons of PointNet's loop (same float64 operations:
+    ``i * stride`` and ``i * stride + block_size``), so boundary points land in the same columns.
     """
-    c = int(math.ceil(block_size / stride)) + 3
-    first = np.floor((coord - block_size) / stride).astype(np.int64) - 1  # (N,)
-    cand = first[:, None] + np.arange(c, dtype=np.int64)  # (N, c)
-    beg = cand * stride  # (N, c) float64, == PointNet's `i * stride`
-    ok = (cand >= 0) & (cand < n_cells) & (coord[:, None] >= beg)
-    ok &= coord[:, None] <= beg + block_size
-    return cand, ok
+    hi = np.floor(coord / stride).astype(np.int64)  # (N,) largest i with i*stride <= x
+    hi -= hi * stride > coord
+    hi += (hi + 1) * stride <= coord
+    lo = np.ceil((coord - block_size) / stride).astype(np.int64)  # smallest i with x <= i*s + b
+    lo -= (lo - 1) * stride + block_size >= coord
+    lo += lo * stride + block_size < coord
+    return np.maximum(lo, 0), np.minimum(hi, n_cells - 1)
 
 
 def _memberships(
-    xy: np.ndarray, nbx: int, nby: int, block_size: float, stride: float, chunk: int = 1 << 19
+    xy: np.ndarray, nbx: int, nby: int, block_size: float, stride: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """All (point, column) memberships, sorted by column id (i * nby + j), room order within.
 
     Returns `points` (M,) int64 and `cells` (M,) int64; M ≈ N · (block_size / stride)².
     """
-    pts_parts, cell_parts = [], []
-    for s in range(0, xy.shape[0], chunk):
-        cx, okx = _axis_candidates(xy[s : s + chunk, 0], nbx, block_size, stride)  # (n, c)
-        cy, oky = _axis_candidates(xy[s : s + chunk, 1], nby, block_size, stride)  # (n, c)
-        both = okx[:, :, None] & oky[:, None, :]  # (n, c, c)
-        p, a, b = np.nonzero(both)
-        pts_parts.append(p + s)
-        cell_parts.append(cx[p, a] * nby + cy[p, b])
-    points = np.concatenate(pts_parts) if pts_parts else np.zeros(0, np.int64)
-    cells = np.concatenate(cell_parts) if cell_parts else np.zeros(0, np.int64)
-    # np.nonzero is point-major, so a stable sort by column keeps room order inside a column
-    # (PointNet's `data[cond]` order).
-    order = np.argsort(cells, kind="stable")
+    lo_x, hi_x = _axis_range(xy[:, 0], nbx, block_size, stride)  # (N,)
+    lo_y, hi_y = _axis_range(xy[:, 1], nby, block_size, stride)
+    kx = np.maximum(hi_x - lo_x + 1, 0)
+    ky = np.maximum(hi_y - lo_y + 1, 0)
+    rep = kx * ky  # (N,) columns per point
+    points = np.repeat(np.arange(xy.shape[0], dtype=np.int64), rep)  # (M,) point-major
+    # Enumerate the kx × ky columns of each point: offset o -> (o // ky, o % ky).
+    first = np.cumsum(rep) - rep  # (N,) first membership of each point
+    o = np.arange(points.shape[0], dtype=np.int64) - first[points]
+    kyp = ky[points]
+    cells = (lo_x[points] + o // kyp) * nby + lo_y[points] + o % kyp
+    # Stable sort keeps room order inside a column (PointNet's `data[cond]` order); on 16-bit
+    # keys numpy uses a linear-time radix sort.
+    key = cells.astype(np.uint16) if nbx * nby <= np.iinfo(np.uint16).max else cells
+    order = np.argsort(key, kind="stable")
     return points[order], cells[order]
 
 
@@ -249,17 +252,21 @@ def room_to_blocks(
     dropped_blocks = int(np.count_nonzero((counts > 0) & (counts < min_points)))
 
     in_kept = np.zeros(n, dtype=bool)
+    in_kept[points[counts[cells] >= min_points]] = True
+    # Per-column min of x, y over all its points: one reduceat over the non-empty columns, whose
+    # segments in the sorted membership list are contiguous.
+    nonempty = np.flatnonzero(counts)
+    col_min = np.full((nbx * nby, 2), np.nan)
+    if nonempty.size:
+        col_min[nonempty] = np.minimum.reduceat(pos[points, :2], starts[nonempty], axis=0)
+
     sample_idx: list[np.ndarray] = []
     sample_cell: list[int] = []
-    sample_min: list[np.ndarray] = []
     for c in kept:
         members = points[starts[c] : starts[c + 1]]  # (m,) room indices, room order
-        in_kept[members] = True
-        block_min = pos[members, :2].min(axis=0)  # (2,)
         for s in _sample_block(members, num_point, rng, cover_all):
             sample_idx.append(s)
             sample_cell.append(int(c))
-            sample_min.append(block_min)
 
     k = len(sample_idx)
     index = np.stack(sample_idx) if k else np.zeros((0, num_point), np.int64)  # (k, P)
@@ -268,7 +275,7 @@ def room_to_blocks(
     if centering == "cell":
         centre = cell * stride + block_size / 2  # (k, 2)
     else:
-        centre = (np.stack(sample_min) if k else np.zeros((0, 2))) + block_size / 2
+        centre = col_min[cell_id] + block_size / 2  # (k, 2)
 
     p = pos[index]  # (k, P, 3)
     # A room that is flat along an axis has max 0 there; keep that channel at 0 instead of NaN.

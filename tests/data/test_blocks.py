@@ -407,3 +407,20 @@ def test_cli(tmp_path, capsys):
     rc = main(["blocks", "s3dis", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "b"),
                "--areas", "7", "--no-progress"])  # fmt: skip
     assert rc == 1 and "no rooms in areas [7]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("block_size,stride", [(1.0, 0.5), (0.7, 0.3), (0.5, 0.1), (1.0, 1.5)])
+def test_boundary_points_match_pointnet_loop(block_size, stride):
+    # every coordinate on a 0.1 grid: many points sit exactly on (inexact float) column edges
+    g = np.arange(0, 2.1, 0.1)
+    xx, yy = np.meshgrid(g, g, indexing="ij")
+    xyz = np.stack([xx.ravel(), yy.ravel(), np.zeros(xx.size)], axis=1)
+    z = np.zeros((len(xyz), 3), np.uint8)
+    b = room_to_blocks(
+        xyz, z, z[:, 0], block_size=block_size, stride=stride, num_point=1024, min_points=1,
+        rng=0, cover_all=True,
+    )  # fmt: skip
+    ref = pointnet_blocks(xyz, block_size, stride, 1)
+    assert [tuple(c) for c in b.cell] == [c for c, _ in ref]
+    for k, (_, members) in enumerate(ref):
+        np.testing.assert_array_equal(np.unique(b.index[k]), members)
