@@ -222,7 +222,9 @@ _MAX_CONTROL_COMBINATIONS = 4  # 2**4 repair candidates at most per line
 def _fast_parse(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     """Parse a clean file with pandas' C reader; None if the file is not provably clean.
 
-    Returns xyz float32 (n, 3) and rgb int32 (n, 3) (range checked by the caller).
+    Returns xyz float32 (n, 3) and rgb uint8 (n, 3). The reader is strict with explicit dtypes:
+    a colour outside 0..255 or fractional, a field that is not a number, a line with more fields
+    all raise and send the file to the line-by-line path.
     """
     if buf.translate(None, _FAST_BYTES):
         return None  # some byte outside digits, '.', '-', ' ', '\n'
@@ -237,15 +239,14 @@ def _fast_parse(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
             engine="c",
             na_filter=False,
             low_memory=False,
-            # float32 straight from the reader equals float64-then-cast (checked in tests);
-            # integer colours: a fractional colour fails here and goes to the slow path.
+            # float32 straight from the reader equals float64-then-cast (checked in tests).
             dtype={
                 0: np.float32,
                 1: np.float32,
                 2: np.float32,
-                3: np.int32,
-                4: np.int32,
-                5: np.int32,
+                3: np.uint8,
+                4: np.uint8,
+                5: np.uint8,
             },
         )
     except (ValueError, OverflowError, pd.errors.ParserError):
@@ -254,9 +255,10 @@ def _fast_parse(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     # show up here and are then reported line by line.
     if df.shape != (n_lines, 6):
         return None
-    values = [df[c].to_numpy() for c in range(6)]
-    xyz = np.stack(values[:3], axis=1)  # (n, 3) float32
-    rgb = np.stack(values[3:], axis=1)  # (n, 3) int32
+    xyz = df.iloc[:, :3].to_numpy()  # (n, 3) float32, one block copy
+    rgb = df.iloc[:, 3:].to_numpy()  # (n, 3) uint8
+    if xyz.dtype != np.float32 or rgb.dtype != np.uint8 or not np.isfinite(xyz).all():
+        return None  # too many digits overflow float32 to inf: reported line by line
     return xyz, rgb
 
 
@@ -385,12 +387,7 @@ def parse_annotation_file(
 
     fast = _fast_parse(buf)
     if fast is not None:
-        xyz, rgb_int = fast
-        bad_rows = ~np.isfinite(xyz).all(axis=1)  # overflowing digits become inf in float32
-        out_of_range = ((rgb_int < 0) | (rgb_int > 255)).any(axis=1)
-        if not bad_rows.any() and not out_of_range.any():
-            return xyz, rgb_int.astype(np.uint8), log.finish()
-        # Rare: redo with float64 values and line numbers so each line can be reported.
+        return fast[0], fast[1], log.finish()
     values, line_numbers = _slow_parse(buf, log)
     lines = buf.split(b"\n")
 
