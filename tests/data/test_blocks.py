@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from pathlib import Path
 
 import h5py
@@ -257,6 +258,15 @@ def test_published_layout_with_area_filter(tmp_path, label_dtype):
     assert y.dtype == torch.int64 and y.shape == (16,)
     torch.testing.assert_close(x, torch.from_numpy(data[k]), rtol=0, atol=0)  # augment off
     torch.testing.assert_close(y, torch.from_numpy(labels[k].astype(np.int64)))
+    # lazy mode reads the same blocks from the files, also after pickling (spawned workers)
+    lazy = S3DISBlocks(root, areas=[5], in_memory=False)
+    assert lazy.data is None and len(lazy) == len(test) and lazy.rooms == test.rooms
+    for i in range(len(test)):
+        torch.testing.assert_close(lazy[i][0], test[i][0], rtol=0, atol=0)
+        torch.testing.assert_close(lazy[i][1], test[i][1])
+    clone = pickle.loads(pickle.dumps(lazy))
+    torch.testing.assert_close(clone[2][0], test[2][0], rtol=0, atol=0)
+    assert len(S3DISBlocks(root, areas=[6])) == 0  # empty selection: callers check len()
 
 
 def test_dataset_errors(tmp_path):
