@@ -296,10 +296,55 @@ def _repair_candidates(line: bytes) -> list[tuple[bytes, str]]:
     return out
 
 
-def _slow_parse(buf: bytes, log: _IssueLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Line-by-line parse with repair of unambiguous control bytes; reports every bad line.
+def _parse_line(number: int, raw: bytes, log: _IssueLog) -> list[float] | None:
+    """Six values of one raw line (repairing an unambiguous stray control byte), or None
+    (skipped; the reason is logged with the line number and raw bytes)."""
+    line = raw[:-1] if raw.endswith(b"\r") else raw  # Windows line ending: harmless
+    fields = line.split()
+    if not fields:
+        log.add("blank-line", "skipped line", "blank line", number, raw)
+        return None
+    values = _parse_fields(fields)
+    if values is not None:
+        return values
+    if _CONTROL_RE.search(line):
+        # A stray control byte either replaced a separator (`185\x00187`, five columns) or
+        # sits inside a number (`103.0\x100000`, seven columns): keep the unique reading
+        # that gives six numbers; several different readings are ambiguous.
+        good: dict[tuple[float, ...], str] = {}
+        for candidate, what in _repair_candidates(line):
+            parsed = _parse_fields(candidate.split())
+            if parsed is not None:
+                good.setdefault(tuple(parsed), what)
+        if len(good) == 1:
+            ((parsed, what),) = good.items()
+            log.add("control-byte", f"repaired ({what})", "stray control byte", number, raw)
+            return list(parsed)
+        if good:
+            message = (
+                f"stray control byte with {len(good)} different six-number readings (ambiguous)"
+            )
+        else:
+            message = "stray control byte, no reading gives six numbers"
+        log.add("control-byte", "skipped line", message, number, raw)
+        return None
+    if all(_NUMBER_RE.fullmatch(f) for f in fields):
+        log.add(
+            "bad-columns",
+            "skipped line",
+            f"{len(fields)} numbers, expected 6 (x y z r g b)",
+            number,
+            raw,
+        )
+    else:
+        log.add("not-numeric", "skipped line", "not six numbers (x y z r g b)", number, raw)
+    return None
 
-    Returns values float64 (n, 6), line numbers int64 (n,) (1-based) of the kept points.
+
+def _slow_parse(buf: bytes, log: _IssueLog) -> tuple[np.ndarray, np.ndarray]:
+    """Line-by-line parse of a whole file; reports every bad line.
+
+    Returns values float64 (n, 6) and the 1-based line numbers int64 (n,) of the kept points.
     """
     rows: list[list[float]] = []
     line_numbers: list[int] = []
@@ -307,61 +352,81 @@ def _slow_parse(buf: bytes, log: _IssueLog) -> tuple[np.ndarray, np.ndarray, np.
     if lines and lines[-1] == b"":
         lines.pop()  # the final newline does not start a line
     for number, raw in enumerate(lines, start=1):
-        line = raw
-        if line.endswith(b"\r"):
-            line = line[:-1]  # Windows line ending: harmless
-        fields = line.split()
-        if not fields:
-            log.add("blank-line", "skipped line", "blank line", number, raw)
-            continue
-        values = _parse_fields(fields)
+        values = _parse_line(number, raw, log)
         if values is not None:
             rows.append(values)
             line_numbers.append(number)
-            continue
-        if _CONTROL_RE.search(line):
-            # A stray control byte either replaced a separator (`185\x00187`, five columns) or
-            # sits inside a number (`103.0\x100000`, seven columns): keep the unique reading
-            # that gives six numbers; several different readings are ambiguous.
-            good: dict[tuple[float, ...], str] = {}
-            for candidate, what in _repair_candidates(line):
-                parsed = _parse_fields(candidate.split())
-                if parsed is not None:
-                    good.setdefault(tuple(parsed), what)
-            if len(good) == 1:
-                ((parsed, what),) = good.items()
-                rows.append(list(parsed))
-                line_numbers.append(number)
-                log.add("control-byte", f"repaired ({what})", "stray control byte", number, raw)
-            elif good:
-                log.add(
-                    "control-byte",
-                    "skipped line",
-                    f"stray control byte with {len(good)} different six-number readings (ambiguous)",
-                    number,
-                    raw,
-                )
-            else:
-                log.add(
-                    "control-byte",
-                    "skipped line",
-                    "stray control byte, no reading gives six numbers",
-                    number,
-                    raw,
-                )
-            continue
-        if all(_NUMBER_RE.fullmatch(f) for f in fields):
-            log.add(
-                "bad-columns",
-                "skipped line",
-                f"{len(fields)} numbers, expected 6 (x y z r g b)",
-                number,
-                raw,
-            )
-        else:
-            log.add("not-numeric", "skipped line", "not six numbers (x y z r g b)", number, raw)
-    values = np.array(rows, dtype=np.float64).reshape(-1, 6)
-    return values, np.array(line_numbers, dtype=np.int64)
+    return np.array(rows, dtype=np.float64).reshape(-1, 6), np.array(line_numbers, dtype=np.int64)
+
+
+_SUSPECT_RE = re.compile(b"[^" + re.escape(_FAST_BYTES) + b"]")
+_MAX_SUSPECT_LINES = 10_000  # beyond this the whole file goes line by line anyway
+
+
+def _hybrid_parse(buf: bytes, log: _IssueLog) -> tuple[np.ndarray, np.ndarray] | None:
+    """Fast path for a big file with a few bad lines (the real corrupt S3DIS files: one stray
+    byte in ~1 M lines): cut out the lines holding unexpected bytes, parse the rest with the C
+    reader, handle only the cut lines one by one. None (nothing logged) if the rest is not clean.
+
+    Returns values float64 (n, 6) and 1-based line numbers int64 (n,), in file order.
+    """
+    spans: list[tuple[int, int, int]] = []  # (line number, start, end) of suspect lines
+    newlines_before, counted_to = 0, 0
+    for m in _SUSPECT_RE.finditer(buf):
+        pos = m.start()
+        if spans and pos < spans[-1][2]:
+            continue  # same line as the previous bad byte
+        start = buf.rfind(b"\n", 0, pos) + 1
+        end = buf.find(b"\n", pos)
+        end = len(buf) if end < 0 else end
+        newlines_before += buf.count(b"\n", counted_to, start)
+        counted_to = start
+        spans.append((newlines_before + 1, start, end))
+        if len(spans) > _MAX_SUSPECT_LINES:
+            return None
+    if not spans:
+        return None
+    pieces, prev = [], 0
+    for _, start, end in spans:
+        pieces.append(buf[prev:start])
+        prev = end + 1  # drop the suspect line and its newline
+    pieces.append(buf[prev:])
+    rest = b"".join(pieces)
+    n_lines = buf.count(b"\n") + (0 if buf.endswith(b"\n") else 1)
+    suspect_numbers = np.array([s[0] for s in spans], dtype=np.int64)
+    clean_numbers = np.setdiff1d(np.arange(1, n_lines + 1, dtype=np.int64), suspect_numbers)
+    if rest.strip():
+        fast = _fast_parse(rest)
+        if fast is None or fast[0].shape[0] != clean_numbers.size:
+            return None
+        clean = np.concatenate([fast[0].astype(np.float64), fast[1].astype(np.float64)], axis=1)
+    elif clean_numbers.size:
+        return None
+    else:
+        clean = np.zeros((0, 6))
+    rows, numbers = [], []
+    for number, start, end in spans:
+        values = _parse_line(number, buf[start:end], log)
+        if values is not None:
+            rows.append(values)
+            numbers.append(number)
+    values = np.concatenate([clean, np.array(rows, dtype=np.float64).reshape(-1, 6)])
+    line_numbers = np.concatenate([clean_numbers, np.array(numbers, dtype=np.int64)])
+    order = np.argsort(line_numbers, kind="stable")
+    return values[order], line_numbers[order]
+
+
+class _Lines:
+    """Raw line `n` (1-based) of a buffer, split only when a report needs one."""
+
+    def __init__(self, buf: bytes):
+        self.buf = buf
+        self._lines: list[bytes] | None = None
+
+    def __getitem__(self, i: int) -> bytes:
+        if self._lines is None:
+            self._lines = self.buf.split(b"\n")
+        return self._lines[i]
 
 
 def parse_annotation_file(
@@ -385,11 +450,14 @@ def parse_annotation_file(
         )
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), log.finish()
 
+    if b"\r\n" in buf:
+        buf = buf.replace(b"\r\n", b"\n")  # Windows line endings: same lines, same numbers
     fast = _fast_parse(buf)
     if fast is not None:
         return fast[0], fast[1], log.finish()
-    values, line_numbers = _slow_parse(buf, log)
-    lines = buf.split(b"\n")
+    parsed = _hybrid_parse(buf, log)
+    values, line_numbers = parsed if parsed is not None else _slow_parse(buf, log)
+    lines = _Lines(buf)
 
     finite = np.isfinite(values).all(axis=1)
     for i in np.flatnonzero(~finite):

@@ -356,3 +356,61 @@ def test_issue_serialisation_roundtrip():
     d = json.loads(json.dumps(issue.to_dict()))
     assert s3dis.Issue.from_dict(d) == issue
     assert "a.txt:3" in str(issue) and "repaired" in str(issue)
+
+
+# ---------------------------------------------------------------------------------------------
+# hybrid path (C reader for the clean lines, line by line for the few bad ones) == full slow path
+# ---------------------------------------------------------------------------------------------
+
+CORRUPTIONS = [
+    b"22.350 6.692 3.061 185\x00187 188",  # repaired
+    b"-10.5 4.25 103.0\x100000 120 110 100",  # repaired
+    b"1\x002 3 4 5\x006 7",  # ambiguous
+    b"1.0 nan 3.0 4 5 6",  # non-finite
+    b"x y z r g b",  # text
+    b"1.0 2.0 3.0 4 5 6 \x7f",  # DEL after six numbers
+    b"1.0 2.0 3.0 1e1 5 6",  # exponent: fine, just not on the C fast path
+    b"1.0 2.0 3.0 4 5",  # five columns (no suspect byte)
+    b"1.0 2.0 3.0 300 5 6",  # colour out of range (no suspect byte)
+    b"",  # blank line
+]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hybrid_parse_equals_full_line_by_line(tmp_path, monkeypatch, seed):
+    rng = np.random.default_rng(seed)
+    good = lines(2000, seed=seed).split(b"\n")[:-1]
+    # Seeds 0-2: only corruptions with unexpected bytes (hybrid path); 3-5: any corruption.
+    pool = CORRUPTIONS[:7] if seed < 3 else CORRUPTIONS
+    for pos in rng.choice(len(good), size=12, replace=False):
+        good[pos] = pool[rng.integers(len(pool))]
+    buf = b"\n".join(good) + (b"\n" if seed % 2 else b"")
+
+    calls = []
+    real_hybrid = s3dis._hybrid_parse
+    monkeypatch.setattr(
+        s3dis, "_hybrid_parse", lambda b, log: calls.append(1) or real_hybrid(b, log)
+    )
+    fast = parse_bytes(tmp_path, buf)
+    if seed < 3:
+        assert real_hybrid(buf, s3dis._IssueLog("x")) is not None  # hybrid really handled it
+    monkeypatch.setattr(s3dis, "_hybrid_parse", lambda b, log: None)
+    slow = parse_bytes(tmp_path, buf)
+    assert calls == [1]
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+    assert [i.to_dict() for i in fast[2]] == [i.to_dict() for i in slow[2]]
+    assert len(fast[2]) >= 1
+
+
+def test_big_file_with_one_nul_byte(tmp_path):
+    clean = lines(20_000, seed=7)
+    at = clean.index(b" ", clean.index(b"\n", 200_000) + 30)  # a separator of a line mid-file
+    line_no = clean[:at].count(b"\n") + 1
+    xyz, rgb, issues = parse_bytes(tmp_path, clean[:at] + b"\x00" + clean[at + 1 :])
+    ref = np.loadtxt(io.BytesIO(clean))
+    np.testing.assert_array_equal(xyz, ref[:, :3].astype(np.float32))
+    np.testing.assert_array_equal(rgb, ref[:, 3:].astype(np.uint8))
+    (issue,) = issues
+    assert (issue.kind, issue.line) == ("control-byte", line_no)
+    assert issue.action.startswith("repaired")
