@@ -561,14 +561,21 @@ def parse_room(room_dir: str | os.PathLike) -> tuple[RoomData, list[Issue]]:
     if not ann.is_dir():
         raise RoomError(f"{room_dir}: missing Annotations/ folder (expected {ann}/<class>_<i>.txt)")
     entries = sorted(ann.iterdir(), key=_file_order)
-    files = [p for p in entries if p.is_file() and p.suffix.lower() == ".txt"]
+    files = [
+        p
+        for p in entries
+        if p.is_file() and p.suffix.lower() == ".txt" and not p.name.startswith(".")
+    ]
     for p in entries:
-        if p not in files and not p.name.startswith("."):
-            issues.append(
-                Issue(
-                    "ignored-file", "ignored", "not a .txt annotation file", file=_rel(p, room_dir)
-                )
-            )
+        if p in files or p.name == ".DS_Store":
+            continue
+        # e.g. macOS `._wall_1.txt` resource forks unpacked from an archive, notes, folders
+        why = (
+            "hidden file (e.g. a macOS ._ resource fork)"
+            if p.name.startswith(".")
+            else "not a .txt annotation file"
+        )
+        issues.append(Issue("ignored-file", "ignored", why, file=_rel(p, room_dir)))
     if not files:
         raise RoomError(f"{ann}: no <class>_<i>.txt annotation files")
     stems = {p.stem for p in files}
@@ -992,7 +999,8 @@ def prepare_s3dis(
     skipped: list[dict[str, Any]] = []
     for area_dir in area_dirs:
         for room_dir in sorted(
-            (p for p in area_dir.iterdir() if p.is_dir()), key=lambda p: _natural_key(p.name)
+            (p for p in area_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+            key=lambda p: _natural_key(p.name),
         ):
             key = (area_dir.name, room_dir.name)
             entry = old.get(key)

@@ -266,38 +266,40 @@ def test_hard_kill_mid_write_then_resume(tmp_path):
     assert list(out.rglob("*.tmp")) == []  # orphan cleaned when its room was redone
 
 
-def test_cli_user_errors_are_one_line(tmp_path):
+def test_cli_user_errors_are_one_line(tmp_path, capsys):
     raw = synthetic_raw(tmp_path)
+    out = str(tmp_path / "o")
     cases = [
-        (["--raw", str(tmp_path / "missing"), "--out", str(tmp_path / "o")], "not a folder"),
-        (["--raw", str(raw), "--out", str(tmp_path / "o"), "--areas", "9"], "no folder for Area_9"),
-        (
-            ["--raw", str(raw), "--out", str(tmp_path / "o"), "--areas", "one"],
-            "--areas: bad S3DIS area",
-        ),
-        (
-            ["--raw", str(raw), "--out", str(tmp_path / "o"), "--workers", "0"],
-            "--workers must be >= 1",
-        ),
-        (
-            ["--raw", str(tmp_path / "raw" / "Area_1"), "--out", str(tmp_path / "o")],
-            "no Area_N folders",
-        ),
+        (["--raw", str(raw), "--out", out, "--areas", "9"], "no folder for Area_9"),
+        (["--raw", str(raw), "--out", out, "--areas", "one"], "--areas: bad S3DIS area"),
+        (["--raw", str(raw), "--out", out, "--workers", "0"], "--workers must be >= 1"),
+        (["--raw", str(raw / "Area_1"), "--out", out], "no Area_N folders"),
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for args, message in cases:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pointseg", "prepare", "s3dis", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-        assert proc.returncode == 1, (args, proc.stderr)
-        assert message in proc.stderr
-        assert "Traceback" not in proc.stderr
-        assert proc.stderr.startswith("error: ")
+        assert run_cli(*args) == 1, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    # The real entry point, in a fresh interpreter: one line on stderr, no traceback.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pointseg",
+            "prepare",
+            "s3dis",
+            "--raw",
+            str(tmp_path / "missing"),
+            "--out",
+            out,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr == f"error: --raw {tmp_path / 'missing'}: not a folder\n"
 
 
 def test_find_area_root_layouts(tmp_path):

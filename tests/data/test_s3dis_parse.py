@@ -279,6 +279,7 @@ def test_room_with_duplicates_unknown_prefix_and_empty_file(tmp_path):
             "stairs_1.txt": lines(6, seed=3),  # unknown prefix: clutter
             "door_2.txt": b"",  # empty
             "notes.md": b"hello",
+            "._wall_3.txt": b"\x00\x05\x16\x07Mac OS X",  # AppleDouble fork from a tar made on macOS
         },
     )
     data, issues = parse_room(room)
@@ -289,6 +290,7 @@ def test_room_with_duplicates_unknown_prefix_and_empty_file(tmp_path):
     assert by_kind[("unknown-class", "stairs_1.txt")].action == "mapped to clutter"
     assert by_kind[("empty-file", "door_2.txt")].action == "skipped file"
     assert ("ignored-file", "notes.md") in by_kind
+    assert "resource fork" in by_kind[("ignored-file", "._wall_3.txt")].message
     assert all(i.area == "Area_3" and i.room == "office_1" for i in issues)
     assert (
         by_kind[("unknown-class", "stairs_1.txt")].file
