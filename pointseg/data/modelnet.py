@@ -644,7 +644,17 @@ class ModelNetH5(Dataset):
         self.labels = np.concatenate(labels)  # (n,)
         self.num_points = num_points
         self.augment = augment
-        self.classes = MODELNET40_CLASSES if num_classes == len(MODELNET40_CLASSES) else None
+        # The published folder names its classes in shape_names.txt (label order).
+        names_file = self.root / "shape_names.txt"
+        if names_file.is_file():
+            names = tuple(n.strip() for n in names_file.read_text().splitlines() if n.strip())
+            if len(names) < int(self.labels.max(initial=0)) + 1:
+                raise DataError(
+                    f"{names_file} lists {len(names)} classes, but labels reach {self.labels.max()}"
+                )
+            self.classes: tuple[str, ...] | None = names
+        else:
+            self.classes = MODELNET40_CLASSES if num_classes == len(MODELNET40_CLASSES) else None
 
     def __len__(self) -> int:
         return int(self.data.shape[0])
@@ -658,6 +668,17 @@ class ModelNetH5(Dataset):
 
 def _natural_key(p: Path) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name))
+
+
+def _sample_mesh(job: tuple[Path, str, int, int]) -> np.ndarray:
+    """One mesh → (num_points, 3) samples; generator keyed by (seed, path relative to root)."""
+    path, rel, num_points, seed = job
+    v, faces = read_mesh(path)
+    rng = np.random.default_rng([seed, zlib.crc32(rel.encode())])
+    try:
+        return sample_surface(v, faces, num_points, rng)
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from exc
 
 
 class ModelNetMeshes(Dataset):
@@ -679,6 +700,7 @@ class ModelNetMeshes(Dataset):
         seed: sampling seed.
         cache_dir: where to keep the npz cache (default `<root>/.pointseg_cache`); `cache=False`
             disables it.
+        workers: processes for the one-off sampling (ModelNet40 has 12,311 meshes).
 
     Item: `(points (num_points, 3) float32 tensor, label int64 0-d tensor)`.
     """
@@ -695,8 +717,10 @@ class ModelNetMeshes(Dataset):
         cache_dir: str | Path | None = None,
         cache: bool = True,
         progress: bool = True,
+        workers: int = 1,
     ) -> None:
         self.root = Path(root)
+        self.workers = workers
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if not self.root.is_dir():
@@ -769,17 +793,21 @@ class ModelNetMeshes(Dataset):
     def _sample_all(self, rel: list[str], progress: bool) -> np.ndarray:
         from tqdm.auto import tqdm
 
-        out = np.empty((len(self.files), self.num_points, 3), dtype=np.float32)
-        bar = tqdm(
-            self.files, desc=f"sample ModelNet {self.split}", unit="mesh", disable=not progress
-        )
-        for i, f in enumerate(bar):
-            v, faces = read_mesh(f)
-            rng = np.random.default_rng([self.seed, zlib.crc32(rel[i].encode())])
-            try:
-                out[i] = sample_surface(v, faces, self.num_points, rng)
-            except ValueError as exc:
-                raise DataError(f"{f}: {exc}") from exc
+        jobs = [(f, r, self.num_points, self.seed) for f, r in zip(self.files, rel, strict=True)]
+        out = np.empty((len(jobs), self.num_points, 3), dtype=np.float32)
+        desc = f"sample ModelNet {self.split}"
+        if self.workers > 1 and len(jobs) > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(self.workers) as pool:
+                results = pool.map(_sample_mesh, jobs, chunksize=8)
+                for i, pts in enumerate(
+                    tqdm(results, total=len(jobs), desc=desc, unit="mesh", disable=not progress)
+                ):
+                    out[i] = pts
+            return out
+        for i, job in enumerate(tqdm(jobs, desc=desc, unit="mesh", disable=not progress)):
+            out[i] = _sample_mesh(job)
         return out
 
     def __len__(self) -> int:

@@ -223,6 +223,10 @@ def test_modelnet_h5(tmp_path):
     assert y.dtype == torch.int64 and y.shape == () and int(y) == labels[4]
     np.testing.assert_array_equal(x.numpy(), data[4, :1024])  # first num_points, as DGCNN
     assert len(ModelNetH5(tmp_path, "test")) == 2
+    names = [f"c{i}" for i in range(40)]
+    (tmp_path / "shape_names.txt").write_text("\n".join(names) + "\n")
+    assert ModelNetH5(tmp_path, "test").classes == tuple(names)  # published label order
+    (tmp_path / "shape_names.txt").unlink()
     xn, _ = ModelNetH5(tmp_path, "train", num_points=512, use_normals=True)[0]
     np.testing.assert_array_equal(xn.numpy(), np.concatenate([data[0, :512], -data[0, :512]], 1))
     with pytest.raises(DataError, match="stores 2048 points per shape, fewer than num_points=4096"):
@@ -299,6 +303,8 @@ def test_modelnet_meshes_sample_once_and_cache(tmp_path, monkeypatch):
     # Explicit class list: label order follows it; read-only / no-cache mode works.
     sub = ModelNetMeshes(root, "test", 64, classes=["chair"], cache=False, progress=False)
     assert len(sub) == 1 and sub.classes == ("chair",)
+    par = ModelNetMeshes(root, "train", 256, cache=False, progress=False, workers=2)
+    np.testing.assert_array_equal(par.points, grown.points)  # same seeds in worker processes
     aug = ModelNetMeshes(root, "test", 64, augment=ShapeAugment(), cache=False, progress=False)
     assert not torch.equal(aug[0][0], torch.from_numpy(aug.points[0]))
     with pytest.raises(DataError, match=r"missing class folders \['sofa/train'\]"):
