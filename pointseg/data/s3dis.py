@@ -157,13 +157,13 @@ def _escape(raw: bytes, limit: int = 200) -> str:
 
 
 class _IssueLog:
-    """Collects issues of one file, capping line-level entries per kind (counted, never dropped)."""
+    """Collects issues of one file, capping line-level entries per (kind, action): the lines
+    beyond the cap are counted in one summary entry, never dropped silently."""
 
     def __init__(self, file: str):
         self.file = file
         self.issues: list[Issue] = []
-        self._counts: Counter[str] = Counter()
-        self._actions: dict[str, str] = {}
+        self._counts: Counter[tuple[str, str]] = Counter()
 
     def add(
         self,
@@ -173,10 +173,14 @@ class _IssueLog:
         line: int | None = None,
         raw: bytes | None = None,
     ) -> None:
-        self._counts[kind] += 1
-        self._actions.setdefault(kind, action)
-        if line is not None and self._counts[kind] > MAX_LINE_ISSUES_PER_KIND:
-            return
+        if line is not None:
+            key = (
+                kind,
+                action.split(" (")[0],
+            )  # "repaired (\x00 at byte 3 -> space)" -> "repaired"
+            self._counts[key] += 1
+            if self._counts[key] > MAX_LINE_ISSUES_PER_KIND:
+                return
         self.issues.append(
             Issue(
                 kind,
@@ -189,13 +193,13 @@ class _IssueLog:
         )
 
     def finish(self) -> list[Issue]:
-        for kind, n in self._counts.items():
+        for (kind, action), n in self._counts.items():
             extra = n - MAX_LINE_ISSUES_PER_KIND
             if extra > 0:
                 self.issues.append(
                     Issue(
                         kind,
-                        self._actions[kind],
+                        action,
                         f"{extra} more lines with this problem (only the first "
                         f"{MAX_LINE_ISSUES_PER_KIND} are listed; {n} in total)",
                         file=self.file,
