@@ -581,12 +581,15 @@ def make_s3dis_blocks(
             f"{folder} already holds {len(existing)} ply_data_all_*.h5 files not written by this "
             "command; pass --overwrite or choose another --out"
         )
-    if overwrite or manifest is None or manifest.get("params") != params:
-        for f in existing:
-            f.unlink()
-        manifest = None
     if manifest is not None and manifest.get("complete"):
-        return manifest
+        if all((folder / f).is_file() for f in manifest.get("files", [])) and not overwrite:
+            return manifest
+        manifest = None  # files deleted by hand: start again
+    if overwrite or manifest is None or manifest.get("params") != params:
+        # Start afresh; the manifest goes first so a crash here never leaves a stale "complete".
+        for f in [manifest_path, folder / "room_filelist.txt", folder / "all_files.txt", *existing]:
+            f.unlink(missing_ok=True)
+        manifest = None
 
     state = (manifest or {}).get("progress") or {
         "files": [],  # [{"file", "blocks", "rooms": [[name, count], ...]}]

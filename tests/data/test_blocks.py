@@ -397,6 +397,11 @@ def test_make_blocks_resumes_after_crash(tmp_path, monkeypatch):
     )
     assert S3DISBlocks(tmp_path / "resumed").data.shape[1:] == (16, 9)
     assert len(m["files"]) == len(list((tmp_path / "resumed" / "train").glob("*.h5")))
+    # a file deleted by hand: the "complete" output is rebuilt instead of trusted
+    (tmp_path / "resumed" / "train" / "ply_data_all_1.h5").unlink()
+    kw16 = {**kw, "num_point": 16}
+    make_s3dis_blocks(tmp_path / "cache", tmp_path / "resumed", **kw16)
+    assert len(S3DISBlocks(tmp_path / "resumed")) == m["blocks"]
 
 
 def test_cli(tmp_path, capsys):
