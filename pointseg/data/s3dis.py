@@ -253,7 +253,7 @@ def _fast_parse(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
                 5: np.uint8,
             },
         )
-    except (ValueError, OverflowError, pd.errors.ParserError):
+    except (ValueError, OverflowError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
     # Blank lines are skipped silently by the reader and a trailing space adds a column: both
     # show up here and are then reported line by line.
@@ -446,6 +446,11 @@ def parse_annotation_file(
     path = Path(path)
     log = _IssueLog(name or str(path))
     buf = path.read_bytes()
+    if b"\r\n" in buf:
+        buf = buf.replace(b"\r\n", b"\n")  # Windows line endings: same lines, same numbers
+    fast = _fast_parse(buf)
+    if fast is not None:
+        return fast[0], fast[1], log.finish()
     if not buf.strip():
         log.add(
             "empty-file",
@@ -453,12 +458,6 @@ def parse_annotation_file(
             "file has no points" + (" (whitespace only)" if buf else ""),
         )
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), log.finish()
-
-    if b"\r\n" in buf:
-        buf = buf.replace(b"\r\n", b"\n")  # Windows line endings: same lines, same numbers
-    fast = _fast_parse(buf)
-    if fast is not None:
-        return fast[0], fast[1], log.finish()
     parsed = _hybrid_parse(buf, log)
     values, line_numbers = parsed if parsed is not None else _slow_parse(buf, log)
     lines = _Lines(buf)
