@@ -114,7 +114,7 @@ ROOM_TYPES: dict[str, RoomType] = {
         extra_chairs=(0, 2), clutter=(5, 10),
     ),
     "conferenceRoom": RoomType(
-        (5.5, 8.0), (4.0, 6.0), (2.8, 3.2), doors=(1, 2), windows=(1, 3), boards=(1, 2),
+        (5.5, 7.5), (4.0, 5.5), (2.8, 3.2), doors=(1, 2), windows=(1, 3), boards=(1, 2),
         bookcases=(1, 1), sofas=(1, 1), columns=(1, 2), beams=(1, 2), desks=(0, 0),
         extra_chairs=(0, 2), clutter=(3, 8), center_table="conference",
     ),
