@@ -116,6 +116,12 @@ class DeepGCN(nn.Module):
             )
         if not x.is_floating_point():
             raise ValueError(f"DeepGCN: x must be a float tensor; got dtype {x.dtype}")
+        if self.training and c.task == "classification" and c.norm == "batch" and x.shape[0] < 2:
+            # The head's BatchNorm sees one pooled vector per cloud: batch statistics need two.
+            raise ValueError(
+                "DeepGCN: a classification model in training mode needs at least 2 clouds per "
+                f"batch (BatchNorm over pooled features); got x of shape {tuple(x.shape)}"
+            )
         if x.shape[1] < c.min_points:
             raise ValueError(
                 f"DeepGCN: every cloud needs at least k·d = {c.min_points} points (k={c.k}, "

@@ -336,6 +336,10 @@ def test_bad_input_is_named():
         model(torch.rand(2, 8, 9))
     with pytest.raises(ValueError, match="float"):
         model(torch.ones(2, 32, 9, dtype=torch.long))
+    classifier = create_model("resgcn4_tiny_modelnet")
+    with pytest.raises(ValueError, match="at least 2 clouds per batch"):
+        classifier(torch.rand(1, 32, 3))
+    assert classifier.eval()(torch.rand(1, 32, 3)).shape == (1, 40)  # fine in eval mode
 
 
 # ---------------------------------------------------------------------------------- CLI
@@ -364,3 +368,21 @@ def test_cli_models_show_and_filter(capsys):
     assert "no model preset matches" in capsys.readouterr().err
     assert cli_main(["models", "--show", "nope"]) == 1
     assert "available models" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    ["resgcn28", "resgcn28_tf", "densegcn28", "resmrgcn28", "plaingcn28", "resgcn28_modelnet"],
+)
+def test_full_size_forward_backward(name):
+    """Published-size presets on the fewest points they accept (k · deepest dilation)."""
+    torch.manual_seed(0)
+    model = create_model(name)
+    config = model.config
+    x = torch.rand(2, config.min_points, config.in_channels)  # BN needs > 1 cloud per batch
+    logits = model(x)
+    assert torch.isfinite(logits).all()
+    logits.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing
