@@ -93,7 +93,8 @@ class Blocks:
 
     @property
     def dropped_points(self) -> np.ndarray:
-        """(d,) int64 indices of room points that lie only in dropped columns."""
+        """(d,) int64 indices of room points in no kept column (with stride <= block_size: the
+        points that lie only in dropped, < min_points columns)."""
         return np.flatnonzero(~self.in_kept_block)
 
 
