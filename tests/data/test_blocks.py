@@ -439,3 +439,32 @@ def test_boundary_points_match_pointnet_loop(block_size, stride):
     assert [tuple(c) for c in b.cell] == [c for c, _ in ref]
     for k, (_, members) in enumerate(ref):
         np.testing.assert_array_equal(np.unique(b.index[k]), members)
+
+
+@pytest.mark.slow
+def test_real_rooms_end_to_end(tmp_path):
+    """prepare → blocks (both splits) → loaders on the four real sample rooms."""
+    if not RAW.is_dir():
+        pytest.skip("shared S3DIS sample data absent")
+    from pointseg.cli import main
+    from pointseg.data.s3dis import list_rooms, load_room
+
+    cache, out = tmp_path / "cache", tmp_path / "blocks"
+    assert main(["prepare", "s3dis", "--raw", str(RAW), "--out", str(cache), "--no-progress"]) == 0
+    assert main(["blocks", "s3dis", "--cache", str(cache), "--out", str(out), "--no-progress"]) == 0
+    train = S3DISBlocks(out, split="train", exclude_areas=[5])
+    test = S3DISBlocks(out, split="test", areas=[5])
+    assert {r[:7] for r in train.rooms} == {"Area_1_"} and {r[:7] for r in test.rooms} == {
+        "Area_5_"
+    }
+    manifest = json.loads((out / "test" / "manifest.json").read_text())
+    stats = {r["room"]: r for r in manifest["rooms"]}
+    for entry in list_rooms(cache, ["Area_5"]):
+        name = f"{entry['area']}_{entry['room']}"
+        rows = [i for i, r in enumerate(test.rooms) if r == name]
+        covered = np.zeros(entry["points"], bool)
+        covered[test.index[rows].ravel()] = True
+        # every point is in a test block except the reported points of dropped blocks
+        assert entry["points"] - covered.sum() == stats[name]["dropped_points"]
+        room = load_room(entry["path"])
+        np.testing.assert_array_equal(test.labels[rows], room["label"][test.index[rows]])
