@@ -313,3 +313,26 @@ def test_find_area_root_layouts(tmp_path):
     with pytest.raises(DataError, match="several datasets found"):
         find_area_root(tmp_path / "dl")
     assert prepare_s3dis(plain, tmp_path / "o", progress=False).ok
+
+
+def test_benchmark_script_runs_on_a_small_raw_folder(tmp_path):
+    raw = synthetic_raw(tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "prepare.py"),
+            "--raw",
+            str(raw),
+            "--repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert stats["identical"] is True and stats["points"] == 40 + 30 + 20 + 10 + 25 + 5
+    for key in ("speedup", "speedup_parallel", "speedup_cpu", "baseline_mb_s", "ours_mb_s"):
+        assert isinstance(stats[key], float) and stats[key] >= 0, key
+    assert "blocks_train_points_per_s" in stats  # the blocks module ran on the prepared rooms
