@@ -150,6 +150,9 @@ def infer_original_config(
     )
     if dense:
         inferred["block"] = "dense"
+        # original ModelNet DenseGCN fuses every block's full output: 64·L(L+1)/2 channels
+        all_width = channels * num_blocks * (num_blocks + 1) // 2
+        inferred["dense_fusion"] = "all" if feature_channels == all_width else "new"
     elif cfg.block == "dense":
         inferred["block"] = "res"
     config = cfg.replace(**{**inferred, **overrides})

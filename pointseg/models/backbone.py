@@ -10,7 +10,8 @@ layout of the original `deep_gcns_torch` S3DIS / ModelNet models (DESIGN §3):
 ResGCN: h_i = conv(h_{i−1}) + h_{i−1}; PlainGCN: h_i = conv(h_{i−1}) (d = 1, no stochastic
 dilation); DenseGCN: h_i = [h_{i−1}, conv(h_{i−1})], block i takes 64·i channels and adds 64
 (the fusion input is then the 64·L channels of the last block, i.e. the same concatenation of
-every layer's new features); Res+: pre-activation blocks of DeeperGCN.
+every layer's new features; with `dense_fusion="all"` every block's full output is concatenated,
+64·L(L+1)/2 channels, as the original ModelNet code does); Res+: pre-activation blocks of DeeperGCN.
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ class DeepGCN(nn.Module):
 
     def fusion_input(self, outs: list[torch.Tensor]) -> torch.Tensor:
         """Concatenated per-layer features (B, N, channels · L) fed to the fusion layer."""
-        if self.config.block == "dense":
+        if self.config.block == "dense" and self.config.dense_fusion == "new":
             return outs[-1]  # already [h_0, new_1, …, new_{L−1}]
         return torch.cat(outs, dim=-1)
 

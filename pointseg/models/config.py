@@ -22,8 +22,19 @@ ORDERS = ("conv_act_norm", "conv_norm_act")
 NORMS = ("batch", "layer", "instance", "none")
 ACTS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "none")
 POOLINGS = ("max+mean", "max", "mean")
+DENSE_FUSIONS = ("new", "all")
 
-__all__ = ["ModelConfig", "TASKS", "CONVS", "BLOCKS", "ORDERS", "NORMS", "ACTS", "POOLINGS"]
+__all__ = [
+    "ModelConfig",
+    "TASKS",
+    "CONVS",
+    "BLOCKS",
+    "ORDERS",
+    "NORMS",
+    "ACTS",
+    "POOLINGS",
+    "DENSE_FUSIONS",
+]
 
 
 @dataclass
@@ -57,6 +68,9 @@ class ModelConfig:
         head_act: activation of the fusion layer and the prediction MLP (None: `act`).
         stem_bias: bias of the head graph conv (None: `bias`).
         fusion_bias: bias of the fusion layer (None: `bias`).
+        dense_fusion: DenseGCN only. "new": the fusion takes every layer's new 64 channels once
+            (= the last block's output, 64·L); "all": it concatenates every block's full output
+            (64·L(L+1)/2 = 25,984 for L = 28), as the original ModelNet code does.
     """
 
     task: str = "segmentation"
@@ -82,6 +96,7 @@ class ModelConfig:
     head_act: str | None = None
     stem_bias: bool | None = None
     fusion_bias: bool | None = None
+    dense_fusion: str = "new"
 
     def __post_init__(self) -> None:
         if isinstance(self.head_channels, list):
@@ -101,6 +116,8 @@ class ModelConfig:
     @property
     def feature_channels(self) -> int:
         """Width of the concatenated per-layer features fed to the fusion (1792 for ResGCN-28)."""
+        if self.block == "dense" and self.dense_fusion == "all":
+            return self.channels * self.num_blocks * (self.num_blocks + 1) // 2
         return self.channels * self.num_blocks
 
     @property
@@ -145,6 +162,7 @@ class ModelConfig:
             "norm": NORMS,
             "act": ACTS,
             "pooling": POOLINGS,
+            "dense_fusion": DENSE_FUSIONS,
         }
         if self.norm is None:
             self.norm = "none"

@@ -159,8 +159,8 @@ def resgcn14_modelnet() -> ModelConfig:
 
 @register_model
 def densegcn28_modelnet() -> ModelConfig:
-    """DenseGCN-28, ModelNet40."""
-    return ModelConfig(block="dense", **_MODELNET)
+    """DenseGCN-28, ModelNet40; fuses every block's full output (25,984 ch) like the original."""
+    return ModelConfig(block="dense", dense_fusion="all", **_MODELNET)
 
 
 @register_model
@@ -195,6 +195,11 @@ _register_tiny("resplusgcn4_tiny", "Tiny Res+GCN-4 for tests.", block="res+")
 _register_tiny("resmrgcn4_tiny", "Tiny ResMRGCN-4 for tests.", conv="mr")
 _register_tiny("ressagegcn4_tiny", "Tiny ResGCN-4 with GraphSAGE convs.", conv="sage")
 _register_tiny("resgingcn4_tiny", "Tiny ResGCN-4 with GIN convs.", conv="gin")
+_register_tiny(
+    "densegcn4_tiny_modelnet",
+    "Tiny DenseGCN-4 classifier fusing every block's full output.",
+    **{**_MODELNET, "k": 4, "block": "dense", "dense_fusion": "all"},
+)
 _register_tiny("resgcn4_tiny_static", "Tiny ResGCN-4 on the static xyz graph.", dynamic=False)
 _register_tiny(
     "resgcn4_tiny_modelnet",

@@ -57,6 +57,8 @@ def expected_params(c: ModelConfig) -> int:
         else:
             total += lin(2 * c_in, c.channels, bias) + norm(c.channels)
     feats = c.channels * c.num_blocks
+    if c.block == "dense" and c.dense_fusion == "all":  # every cumulative output: C·(1 + … + L)
+        feats = sum(c.channels * i for i in range(1, c.num_blocks + 1))
     total += lin(feats, c.fusion_channels, fusion_bias) + norm(c.fusion_channels)
     if c.task == "segmentation":
         width = feats + c.fusion_channels
@@ -214,6 +216,17 @@ def test_dense_blocks_grow_and_fuse_every_layer_once():
     expect = torch.cat([outs[0]] + [o[..., -c:] for o in outs[1:]], dim=-1)
     assert torch.equal(fused, expect)
     assert fused.shape[-1] == model.config.feature_channels
+
+
+def test_dense_all_fusion_concatenates_every_full_output():
+    model = create_model("densegcn4_tiny_modelnet").eval()
+    c = model.config.channels
+    x = tiny_input(model.config, seed=9)
+    with torch.no_grad():
+        outs = model.forward_features(x)
+    fused = model.fusion_input(outs)
+    assert fused.shape[-1] == c * (1 + 2 + 3 + 4) == model.head.fusion.lin.in_features
+    assert torch.equal(fused, torch.cat(outs, dim=-1))
 
 
 def test_resplus_blocks_preactivate():

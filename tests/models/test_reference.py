@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from pointseg.checkpoint import load_checkpoint, model_from_checkpoint
 from pointseg.cli import main as cli_main
@@ -216,7 +217,14 @@ def to_original(model: torch.nn.Module, prefix: str = "") -> dict[str, torch.Ten
 
 
 @pytest.mark.parametrize(
-    "name", ["resgcn4_tiny", "densegcn4_tiny", "plaingcn4_tiny", "resgcn4_tiny_modelnet"]
+    "name",
+    [
+        "resgcn4_tiny",
+        "densegcn4_tiny",
+        "plaingcn4_tiny",
+        "resgcn4_tiny_modelnet",
+        "densegcn4_tiny_modelnet",
+    ],
 )
 def test_original_format_round_trip_infers_the_architecture(name):
     torch.manual_seed(0)
@@ -231,7 +239,7 @@ def test_original_format_round_trip_infers_the_architecture(name):
     back, _ = convert_original(state, name)
     for key, value in model.state_dict().items():
         assert torch.equal(back.state_dict()[key], value), key
-    if name == "resgcn4_tiny_modelnet":  # the ModelNet layout: no bias in head conv and fusion
+    if name.endswith("modelnet"):  # the ModelNet layout: no bias in head conv and fusion
         assert "head.gconv.nn.0.bias" not in state and "fusion_block.0.bias" not in state
         assert "prediction.2.0.weight" in state  # classifier right after the hidden layers
     else:
@@ -287,3 +295,70 @@ def test_cli_convert_errors(tmp_path, capsys):
     assert cli_main(["convert", "--original", str(ours), "--out", str(tmp_path / "y.pt")]) == 1
     assert "already a pointseg checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "y.pt").exists()
+
+
+def original_basic_conv(c_in, c_out, act=True, norm=True, bias=True, drop=0.0, leaky=False):
+    """The original `BasicConv`: Conv2d 1×1 → act → BatchNorm2d → Dropout2d, (B, C, N, 1)."""
+    layers = [torch.nn.Conv2d(c_in, c_out, 1, bias=bias)]
+    if act:
+        layers.append(torch.nn.LeakyReLU(0.2) if leaky else torch.nn.ReLU())
+    if norm:
+        layers.append(torch.nn.BatchNorm2d(c_out))
+    if drop:
+        layers.append(torch.nn.Dropout2d(drop))
+    return torch.nn.Sequential(*layers)
+
+
+class OriginalHeads(torch.nn.Module):
+    """Fusion + prediction of the original sem_seg_dense / modelnet_cls models (channels-first)."""
+
+    def __init__(self, c) -> None:
+        super().__init__()
+        feats, fc, (h1, h2) = c.feature_channels, c.fusion_channels, c.head_channels
+        self.task = c.task
+        if c.task == "segmentation":
+            self.fusion_block = original_basic_conv(feats, fc)
+            self.prediction = torch.nn.Sequential(
+                original_basic_conv(feats + fc, h1),
+                original_basic_conv(h1, h2),
+                torch.nn.Dropout(c.dropout),
+                original_basic_conv(h2, c.num_classes, act=False, norm=False),
+            )
+        else:
+            self.fusion_block = original_basic_conv(feats, fc, bias=False, leaky=True)
+            self.prediction = torch.nn.Sequential(
+                original_basic_conv(2 * fc, h1, drop=c.dropout, leaky=True),
+                original_basic_conv(h1, h2, drop=c.dropout, leaky=True),
+                original_basic_conv(h2, c.num_classes, act=False, norm=False),
+            )
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:  # (B, C, N, 1)
+        fusion = self.fusion_block(feats)
+        if self.task == "segmentation":
+            g = torch.max_pool2d(fusion, kernel_size=[feats.shape[2], feats.shape[3]])
+            g = torch.repeat_interleave(g, repeats=feats.shape[2], dim=2)
+            return self.prediction(torch.cat((g, feats), dim=1)).squeeze(-1)  # (B, classes, N)
+        x1 = F.adaptive_max_pool2d(fusion, 1)
+        x2 = F.adaptive_avg_pool2d(fusion, 1)
+        return self.prediction(torch.cat((x1, x2), dim=1)).squeeze(-1).squeeze(-1)
+
+
+@pytest.mark.parametrize("name", ["resgcn4_tiny", "resgcn4_tiny_modelnet"])
+def test_heads_match_the_original_modules_with_converted_weights(name):
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    for key, p in model.state_dict().items():  # non-trivial BN statistics and affine parameters
+        if "norm" in key and p.is_floating_point():
+            p.uniform_(0.5, 1.5)
+    orig = OriginalHeads(model.config).eval()
+    state = to_original(model)
+    orig.load_state_dict(
+        {k: v for k, v in state.items() if k.startswith(("fusion_block.", "prediction."))}
+    )
+    feats = torch.randn(3, 40, model.config.feature_channels)  # (B, N, C)
+    with torch.no_grad():
+        ours = model.head(feats)
+        theirs = orig(feats.transpose(1, 2).unsqueeze(-1))
+    if model.config.task == "segmentation":
+        theirs = theirs.transpose(1, 2)  # (B, N, classes)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
