@@ -508,7 +508,8 @@ def parse_annotation_file(
 @dataclasses.dataclass
 class RoomData:
     """One parsed room. Arrays: xyz float32 (n, 3), rgb uint8 (n, 3), label uint8 (n,),
-    instance int32 (n,) = running id of the annotation file within the room (0-based)."""
+    instance int32 (n,) = running id (0-based, natural file order) of the annotation file within
+    the room; files that contribute no point (empty, skipped duplicates) get no id."""
 
     area: str
     room: str
@@ -785,7 +786,11 @@ def find_area_root(raw: str | os.PathLike) -> Path:
         raise DataError(f"--raw {raw}: not a folder")
 
     def has_areas(p: Path) -> bool:
-        return any(c.is_dir() and _AREA_RE.match(c.name) for c in p.iterdir())
+        # Area_N folders holding room folders (a pointseg cache's Area_N hold only .npz files).
+        return any(
+            c.is_dir() and _AREA_RE.match(c.name) and any(r.is_dir() for r in c.iterdir())
+            for c in p.iterdir()
+        )
 
     if has_areas(raw):
         return raw

@@ -313,6 +313,11 @@ def test_find_area_root_layouts(tmp_path):
     with pytest.raises(DataError, match="several datasets found"):
         find_area_root(tmp_path / "dl")
     assert prepare_s3dis(plain, tmp_path / "o", progress=False).ok
+    # A cache written next to the raw data is not mistaken for a second dataset.
+    assert prepare_s3dis(aligned, tmp_path / "dl2" / "s3dis", progress=False).ok
+    (tmp_path / "dl2" / "raw").mkdir()
+    aligned.rename(tmp_path / "dl2" / "raw" / aligned.name)
+    assert find_area_root(tmp_path / "dl2") == tmp_path / "dl2" / "raw" / aligned.name
 
 
 def test_benchmark_script_runs_on_a_small_raw_folder(tmp_path):
