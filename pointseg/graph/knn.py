@@ -7,25 +7,41 @@ block. For ``x`` of shape ``(B, N, C)`` we rank, per query row ``i``, the square
 
 and return the indices of the ``k`` nearest points ``(B, N, k)`` (self at rank 0, nearest first).
 
-Implementation notes (measured in ``benchmarks/knn.py``):
+How (each choice measured in ``benchmarks/knn.py``):
 - The features are centred per batch element first: the expansion above cancels catastrophically
   when ‖x‖ ≫ ‖x_i − x_j‖, and centring cuts float32 rank disagreement with float64 ~8×.
 - ``‖x_i‖²`` is constant along a query row, so ranking only needs ``‖x_j‖² − 2 x_i·x_j``: one
-  fused ``torch.baddbmm`` per chunk of query rows, no full ``B × N × N`` matrix.
+  fused ``torch.baddbmm`` per chunk of query rows, never a full ``B × N × N`` matrix.
 - Self is forced to rank 0 by writing ``-inf`` on the diagonal: with duplicate points (distance 0
   to another point) rounding could otherwise put a duplicate first.
+- Selection, not distance, dominates dilated graphs (k·d up to 432 of N = 4096). ``torch.topk``
+  copies every row into (value, index) pairs before its nth_element; for k ≥ 32 on CPU float32 we
+  instead take the k-th smallest value with numpy's SIMD ``np.partition``, keep the entries
+  ``<=`` it (exactly k per row unless the k-th value is tied), and sort those k by a composite
+  int64 key (order-preserving float bits, column). Rows with a tie at the k-th value are
+  resolved with the same key over the whole row, so ties always go to the lower index.
+  Row blocks run in a small thread pool (numpy releases the GIL).
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["knn", "knn_ranks", "check_points", "default_chunk_size"]
+__all__ = ["knn", "knn_ranks", "check_points", "default_chunk_size", "METHODS"]
 
-# Bytes of one (chunk, N) float32 score block per batch element that we aim for: a few MB keeps
-# the block in L2/L3 while topk scans it (see benchmarks/knn.py for the sweep).
-_CHUNK_BYTES = 4 * 1024 * 1024
+METHODS = ("auto", "topk", "partition")
+
+# Bytes of one (B, chunk, N) float32 score block: ~16 MB keeps the temporaries of a chunk
+# (scores, partition copy, mask) in the last-level cache region; 256 rows × B=4 × N=4096.
+_CHUNK_BYTES = 16 * 1024 * 1024
+# Below this k, torch.topk's heap path is as fast as partition + mask (benchmarks/knn.py).
+_PARTITION_MIN_K = 32
 
 
 def check_points(x: Tensor, k: int, name: str = "knn") -> None:
@@ -40,7 +56,8 @@ def check_points(x: Tensor, k: int, name: str = "knn") -> None:
         raise ValueError(f"{name}: k must be >= 1; got k={k}")
     if x.dim() != 3 or x.shape[0] == 0 or x.shape[2] == 0:
         raise ValueError(
-            f"{name}: x must be (B, N, C) with B >= 1, N >= k={k}, C >= 1; got shape {tuple(x.shape)}"
+            f"{name}: x must be (B, N, C) with B >= 1, N >= k={k}, C >= 1; "
+            f"got shape {tuple(x.shape)}"
         )
     if x.shape[1] < k:
         raise ValueError(f"{name}: x must be (B, N, C) with N >= k={k}; got shape {tuple(x.shape)}")
@@ -56,16 +73,96 @@ def check_points(x: Tensor, k: int, name: str = "knn") -> None:
         )
 
 
-def default_chunk_size(n: int) -> int:
-    """Query rows per chunk so one (chunk, n) float32 score block is about ``_CHUNK_BYTES``."""
-    return max(1, min(n, _CHUNK_BYTES // (4 * n)))
+def default_chunk_size(n: int, batch: int = 1) -> int:
+    """Query rows per chunk so one (batch, chunk, n) float32 score block is ~16 MB."""
+    return max(1, min(n, _CHUNK_BYTES // (4 * n * max(1, batch))))
+
+
+# --------------------------------------------------------------------------- thread pool
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_key: tuple[int, int] | None = None  # (pid, workers): a forked child must not reuse it
+
+
+def _get_pool(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_key
+    key = (os.getpid(), workers)
+    with _pool_lock:
+        if _pool is None or _pool_key != key:
+            if _pool is not None and _pool_key is not None and _pool_key[0] == key[0]:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="pointseg-knn")
+            _pool_key = key
+        return _pool
+
+
+# --------------------------------------------------------------------------- selection
+def _float_keys(v: np.ndarray) -> np.ndarray:
+    """Order-preserving int64 image of float32 values (… ) → (…), ready to be shifted by 32."""
+    b = v.view(np.int32).astype(np.int64)
+    # Negative floats order backwards as integers: flip their magnitude bits.
+    return np.where(b < 0, b ^ 0x7FFFFFFF, b)
+
+
+def _select_rows_np(s: np.ndarray, k: int, out: np.ndarray) -> None:
+    """Column indices of the k smallest values of each row of ``s`` (R, N) float32, ascending.
+
+    Writes ``out`` (R, k) int64. Ties are broken by the lower column index.
+    """
+    r, n = s.shape
+    if k == n:
+        keys = (_float_keys(s) << 32) | np.arange(n, dtype=np.int64)  # (R, N)
+        keys.sort(axis=1)
+        np.bitwise_and(keys, 0xFFFFFFFF, out=out)
+        return
+    thr = np.partition(s, k - 1, axis=1)[:, k - 1 : k]  # (R, 1) the k-th smallest value
+    mask = s <= thr  # (R, N): exactly k True per row unless the k-th value is tied
+    count = np.count_nonzero(mask, axis=1)  # (R,)
+    tied = np.flatnonzero(count != k)
+    if tied.size:
+        mask[tied] = False
+    flat = np.flatnonzero(mask)  # (R_ok · k,) row-major: k consecutive hits per row
+    cols = flat % n
+    keys = (_float_keys(s.reshape(-1)[flat]) << 32) | cols
+    keys = keys.reshape(-1, k)
+    keys.sort(axis=1)
+    cols = keys & 0xFFFFFFFF  # (R_ok, k)
+    if not tied.size:
+        out[:] = cols
+        return
+    out[count == k] = cols
+    # Rows tied at the k-th value: make every key unique (value, column), then select exactly.
+    kt = (_float_keys(s[tied]) << 32) | np.arange(n, dtype=np.int64)  # (T, N)
+    kt = np.partition(kt, k - 1, axis=1)[:, :k]
+    kt.sort(axis=1)
+    out[tied] = kt & 0xFFFFFFFF
+
+
+def _select_np(s: np.ndarray, k: int, workers: int) -> np.ndarray:
+    """(R, N) float32 → (R, k) int64 indices of the k smallest per row, split over threads."""
+    r = s.shape[0]
+    out = np.empty((r, k), dtype=np.int64)
+    parts = min(workers, r)
+    if parts <= 1:
+        _select_rows_np(s, k, out)
+        return out
+    bounds = np.linspace(0, r, parts + 1).astype(int)
+    pool = _get_pool(workers)
+    futures = [
+        pool.submit(_select_rows_np, s[a:b], k, out[a:b])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        if b > a
+    ]
+    for f in futures:
+        f.result()
+    return out
 
 
 def _scores_chunk(xc: Tensor, xt: Tensor, sq: Tensor, start: int, stop: int) -> Tensor:
     """Ranking scores ``‖x_j‖² − 2 x_i·x_j`` for query rows ``start:stop``; self set to -inf.
 
     xc: (B, N, C) centred features; xt: (B, C, N) its transpose; sq: (B, 1, N) squared norms.
-    Returns (B, stop − start, N).
+    Returns (B, stop − start, N), contiguous.
     """
     # One fused kernel: sq + (−2) · x_chunk @ xᵀ.  (B, m, N)
     s = torch.baddbmm(sq, xc[:, start:stop], xt, beta=1.0, alpha=-2.0)
@@ -74,48 +171,73 @@ def _scores_chunk(xc: Tensor, xt: Tensor, sq: Tensor, start: int, stop: int) -> 
     return s
 
 
+def _topk_indices(
+    x: Tensor, kmax: int, *, chunk_size: int | None, method: str = "auto", name: str = "knn"
+) -> Tensor:
+    """Indices (B, N, kmax) of the kmax nearest points per row, nearest first, self first."""
+    if method not in METHODS:
+        raise ValueError(f"{name}: method must be one of {METHODS}; got {method!r}")
+    x = x.detach()
+    B, N, C = x.shape
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.float()  # half / bf16 matmuls are emulated (slow) on CPU and too coarse for ranking
+    on_cpu_f32 = x.device.type == "cpu" and x.dtype == torch.float32
+    if method == "partition" and not on_cpu_f32:
+        raise ValueError(
+            f"{name}: method='partition' needs a float32 CPU tensor; got {x.dtype} on {x.device}"
+        )
+    use_np = method == "partition" or (method == "auto" and on_cpu_f32 and kmax >= _PARTITION_MIN_K)
+    xc = x - x.mean(dim=1, keepdim=True)  # (B, N, C) centred: avoids cancellation
+    xt = xc.transpose(1, 2).contiguous()  # (B, C, N)
+    sq = xc.pow(2).sum(dim=-1).unsqueeze(1)  # (B, 1, N)
+    if not bool(torch.isfinite(sq).all()):
+        raise ValueError(
+            f"{name}: squared norms of x (shape {tuple(x.shape)}) overflow {x.dtype}; "
+            "rescale the features"
+        )
+    if chunk_size is None:
+        chunk_size = default_chunk_size(N, B)
+    if chunk_size < 1:
+        raise ValueError(f"{name}: chunk_size must be >= 1; got {chunk_size}")
+    out = torch.empty(B, N, kmax, dtype=torch.long, device=x.device)
+    workers = max(1, torch.get_num_threads())
+    for start in range(0, N, chunk_size):
+        stop = min(N, start + chunk_size)
+        s = _scores_chunk(xc, xt, sq, start, stop)  # (B, m, N)
+        if use_np:
+            sel = _select_np(s.reshape(-1, N).numpy(), kmax, workers)  # (B·m, kmax)
+            out[:, start:stop] = torch.from_numpy(sel).view(B, stop - start, kmax)
+        else:
+            out[:, start:stop] = s.topk(kmax, dim=-1, largest=False, sorted=True).indices
+    return out
+
+
 @torch.no_grad()
-def knn(x: Tensor, k: int, *, chunk_size: int | None = None) -> Tensor:
+def knn(x: Tensor, k: int, *, chunk_size: int | None = None, method: str = "auto") -> Tensor:
     """Exact kNN graph of ``x`` (B, N, C): indices (B, N, k) int64, self at rank 0, nearest first.
 
     Args:
         x: point coordinates or features, channels last. No gradient flows through the graph.
         k: neighbours per point, self included (``1 <= k <= N``).
-        chunk_size: query rows per chunk (memory O(B · chunk · N)); default sized to the cache.
+        chunk_size: query rows per chunk (memory O(B · chunk · N)); default ~16 MB of scores.
+        method: ``"topk"`` (torch.topk, any device), ``"partition"`` (numpy SIMD partition,
+            CPU float32 only), or ``"auto"`` (partition on CPU float32 when k >= 32). Both give
+            the exact k nearest; they may order exactly tied distances differently.
 
     Raises:
         ValueError: x not (B, N, C) / empty / N < k / k < 1 / non-finite values.
     """
     check_points(x, k, "knn")
-    return _topk_indices(x, k, sorted_=True, chunk_size=chunk_size)
-
-
-def _topk_indices(x: Tensor, kmax: int, *, sorted_: bool, chunk_size: int | None) -> Tensor:
-    """Indices (B, N, kmax) of the kmax smallest scores per row (self first when sorted_)."""
-    x = x.detach()
-    B, N, C = x.shape
-    if x.dtype not in (torch.float32, torch.float64):
-        x = x.float()  # half / bf16 matmuls are emulated (slow) on CPU and too coarse for ranking
-    xc = x - x.mean(dim=1, keepdim=True)  # (B, N, C) centred: avoids cancellation
-    xt = xc.transpose(1, 2).contiguous()  # (B, C, N)
-    sq = xc.pow(2).sum(dim=-1).unsqueeze(1)  # (B, 1, N)
-    if chunk_size is None:
-        chunk_size = default_chunk_size(N)
-    if chunk_size < 1:
-        raise ValueError(f"knn: chunk_size must be >= 1; got {chunk_size}")
-    out = torch.empty(B, N, kmax, dtype=torch.long, device=x.device)
-    for start in range(0, N, chunk_size):
-        stop = min(N, start + chunk_size)
-        s = _scores_chunk(xc, xt, sq, start, stop)  # (B, m, N)
-        out[:, start:stop] = s.topk(kmax, dim=-1, largest=False, sorted=sorted_).indices
-    return out
+    return _topk_indices(x, k, chunk_size=chunk_size, method=method, name="knn")
 
 
 @torch.no_grad()
-def knn_ranks(x: Tensor, ranks: Tensor, *, chunk_size: int | None = None) -> Tensor:
+def knn_ranks(
+    x: Tensor, ranks: Tensor, *, chunk_size: int | None = None, method: str = "auto"
+) -> Tensor:
     """Neighbours of ``x`` (B, N, C) at the given distance ranks: (B, N, len(ranks)).
 
-    ``ranks`` (k,) int64 are 0-based positions in the nearest-first list (0 = self); the result
+    ``ranks`` (k,) int64 are 0-based positions in the nearest-first list (0 = self); result
     column ``r`` holds the ``ranks[r]``-th nearest neighbour. Used by dilated kNN (ranks
     0, d, …, (k−1)d) and by stochastic dilation, whose random ranks can be drawn once and
     replayed to recompute the identical graph.
@@ -130,5 +252,5 @@ def knn_ranks(x: Tensor, ranks: Tensor, *, chunk_size: int | None = None) -> Ten
         raise ValueError(f"knn_ranks: ranks must be >= 0; got min {int(ranks.min())}")
     kmax = int(ranks.max()) + 1
     check_points(x, kmax, "knn_ranks")
-    idx = _topk_indices(x, kmax, sorted_=True, chunk_size=chunk_size)  # (B, N, kmax)
+    idx = _topk_indices(x, kmax, chunk_size=chunk_size, method=method, name="knn_ranks")
     return idx.index_select(-1, ranks.to(device=idx.device, dtype=torch.long))
