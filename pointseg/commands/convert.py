@@ -60,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         for key in ("conv", "block", "k", "dilation")
         if getattr(args, key) is not None
     }
+    if args.block == "plain":  # PlainGCN: d = 1 and no stochastic dilation, as in the original
+        overrides.setdefault("dilation", False)
+        overrides["stochastic"] = False
     model, path = convert_original_file(
         args.original, args.out, args.base, dataset=args.dataset, **overrides
     )

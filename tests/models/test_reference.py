@@ -158,6 +158,17 @@ def test_mrconv_conversion_matches_the_original_formula(original_state, ref):
     assert rel_error(ours, theirs) <= TOL
 
 
+@needs_ref
+def test_layer_check_catches_a_wrong_architecture(original_state):
+    # the same weights read as a PlainGCN (no residual add) must fail the layer-by-layer check
+    from pointseg.convert import check_layers
+
+    model, _ = convert_original(original_state, "plaingcn28")
+    result = check_layers(model, LAYERS, check_graphs=False)
+    assert result["layers"][0] <= TOL  # the head conv has no residual either way
+    assert min(result["layers"][1:]) > 0.1
+
+
 # ---------------------------------------------------------------------------------- errors
 
 
