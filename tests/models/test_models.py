@@ -399,3 +399,20 @@ def test_full_size_forward_backward(name):
     logits.square().mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing
+
+
+@pytest.mark.parametrize("name", ["resgcn4_tiny", "resgcn4_tiny_modelnet"])
+def test_head_without_hidden_layers(name):
+    torch.manual_seed(0)
+    model = create_model(name, head_channels=[]).eval()
+    assert len(model.head.layers) == 0
+    x = tiny_input(model.config, seed=2)
+    with torch.no_grad():
+        feats = model.fusion_input(model.forward_features(x))
+        logits = model(x)
+        if model.config.task == "segmentation":
+            g = model.head.fusion(feats).amax(1, keepdim=True).expand(-1, 32, -1)
+            ref = model.head.classifier(torch.cat([g, feats], -1))
+        else:
+            ref = model.head.classifier(model.head.pool(model.head.fusion(feats)))
+    torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-5)
