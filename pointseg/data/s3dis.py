@@ -563,7 +563,12 @@ def parse_room(room_dir: str | os.PathLike) -> tuple[RoomData, list[Issue]]:
     issues: list[Issue] = []
     ann = room_dir / "Annotations"
     if not ann.is_dir():
-        raise RoomError(f"{room_dir}: missing Annotations/ folder (expected {ann}/<class>_<i>.txt)")
+        hint = ""
+        if (room_dir / f"{room}.txt").is_file():
+            hint = f"; the room-level {room}.txt has no labels, so it cannot replace them"
+        raise RoomError(
+            f"{room_dir}: missing Annotations/ folder (expected {ann}/<class>_<i>.txt){hint}"
+        )
     entries = sorted(ann.iterdir(), key=_file_order)
     files = [
         p
@@ -611,6 +616,15 @@ def parse_room(room_dir: str | os.PathLike) -> tuple[RoomData, list[Issue]]:
                 )
             )
         if dup:
+            if dup["base"] not in stems:
+                issues.append(
+                    Issue(
+                        "duplicate-file",
+                        "used as the object",
+                        f"named like a copy of {dup['base']}{path.suffix}, which is missing",
+                        file=rel,
+                    )
+                )
             stem = dup["base"]
         prefix = stem.split("_")[0]
         label = class_name_to_id(prefix)
@@ -632,7 +646,7 @@ def parse_room(room_dir: str | os.PathLike) -> tuple[RoomData, list[Issue]]:
         if n == 0:
             if not any(i.kind == "empty-file" for i in file_issues):
                 issues.append(
-                    Issue("empty-file", "skipped file", "no valid line in file", file=rel)
+                    Issue("no-valid-points", "skipped file", "no valid line in file", file=rel)
                 )
             continue
         instance_id = len(objects)

@@ -278,18 +278,20 @@ def test_room_with_duplicates_unknown_prefix_and_empty_file(tmp_path):
             "chair_1 (1).txt": lines(5, seed=9),  # same name pattern, different content: kept
             "stairs_1.txt": lines(6, seed=3),  # unknown prefix: clutter
             "door_2.txt": b"",  # empty
+            "board_1 (2).txt": lines(3, seed=8),  # a copy whose original is missing: used
             "notes.md": b"hello",
             "._wall_3.txt": b"\x00\x05\x16\x07Mac OS X",  # AppleDouble fork from a tar made on macOS
         },
     )
     data, issues = parse_room(room)
-    assert data.num_points == 10 + 4 + 5 + 6
+    assert data.num_points == 10 + 4 + 5 + 6 + 3
     by_kind = {(i.kind, i.file.split("/")[-1]): i for i in issues}
     assert by_kind[("duplicate-file", "wall_3 (1).txt")].action == "skipped file"
     assert by_kind[("duplicate-file", "chair_1 (1).txt")].action == "kept as a separate object"
     assert by_kind[("unknown-class", "stairs_1.txt")].action == "mapped to clutter"
     assert by_kind[("empty-file", "door_2.txt")].action == "skipped file"
     assert ("ignored-file", "notes.md") in by_kind
+    assert by_kind[("duplicate-file", "board_1 (2).txt")].action == "used as the object"
     assert "resource fork" in by_kind[("ignored-file", "._wall_3.txt")].message
     assert all(i.area == "Area_3" and i.room == "office_1" for i in issues)
     assert (
@@ -301,14 +303,16 @@ def test_room_with_duplicates_unknown_prefix_and_empty_file(tmp_path):
     assert hist[CLASSES.index("chair")] == 9
     assert hist[CLASSES.index("clutter")] == 6
     assert sum(hist) == data.num_points
-    # Natural order: chair_1, chair_1 (1), stairs_1, wall_3 -> instances 0..3.
-    assert [o["file"] for o in data.objects] == [
+    # Natural order: board_1 (2), chair_1, chair_1 (1), stairs_1, wall_3 -> instances 0..4.
+    assert hist[CLASSES.index("board")] == 3
+    assert [o["file"] for o in data.objects][1:] == [
         "chair_1.txt",
         "chair_1 (1).txt",
         "stairs_1.txt",
         "wall_3.txt",
     ]
-    assert np.bincount(data.instance).tolist() == [4, 5, 6, 10]
+    assert data.objects[0]["file"] == "board_1 (2).txt"
+    assert np.bincount(data.instance).tolist() == [3, 4, 5, 6, 10]
 
 
 def test_missing_annotations_and_unreadable_rooms(tmp_path):
@@ -323,7 +327,11 @@ def test_missing_annotations_and_unreadable_rooms(tmp_path):
     )
     with pytest.raises(RoomError, match="no valid points") as info:
         parse_room(room)
-    assert {i.kind for i in info.value.issues} == {"not-numeric", "empty-file"}
+    assert {i.kind for i in info.value.issues} == {"not-numeric", "no-valid-points", "empty-file"}
+    (tmp_path / "Area_1" / "office_4").mkdir()
+    (tmp_path / "Area_1" / "office_4" / "office_4.txt").write_bytes(lines(3))
+    with pytest.raises(RoomError, match="room-level office_4.txt has no labels"):
+        parse_room(tmp_path / "Area_1" / "office_4")
 
 
 def test_save_and_load_room_roundtrip(tmp_path):
