@@ -1047,6 +1047,9 @@ def prepare_s3dis(
         total=len(tasks), desc="prepare s3dis", unit="room", disable=not progress or not tasks
     )
     if workers > 1 and len(tasks) > 1:
+        # Largest rooms first (longest-processing-time order): a multi-million-point hall
+        # started last would leave the other workers idle at the end.
+        tasks.sort(key=lambda t: -_source_fingerprint(Path(t.room_dir))["bytes"])
         ctx = multiprocessing.get_context()
         pool = ctx.Pool(min(workers, len(tasks)))
         results = pool.imap_unordered(_prepare_room, tasks)
