@@ -146,7 +146,7 @@ class Issue:
         where = self.file or ""
         if self.line is not None:
             where += f":{self.line}"
-        raw = f" raw={self.raw!r}" if self.raw is not None else ""
+        raw = f" raw='{self.raw}'" if self.raw is not None else ""
         return f"{where}: {self.kind}: {self.message} -> {self.action}{raw}"
 
 
@@ -420,6 +420,10 @@ def _hybrid_parse(buf: bytes, log: _IssueLog) -> tuple[np.ndarray, np.ndarray] |
     return values[order], line_numbers[order]
 
 
+def _numbers(values: np.ndarray) -> str:
+    return " ".join(str(int(v)) if v == int(v) else repr(float(v)) for v in values)
+
+
 class _Lines:
     """Raw line `n` (1-based) of a buffer, split only when a report needs one."""
 
@@ -482,7 +486,7 @@ def parse_annotation_file(
         log.add(
             "colour-range",
             "clipped to 0..255",
-            f"colour {rgb[i].tolist()} outside 0..255",
+            f"colour {_numbers(rgb[i])} outside 0..255",
             n,
             lines[n - 1],
         )
@@ -492,7 +496,7 @@ def parse_annotation_file(
         log.add(
             "colour-fraction",
             "rounded",
-            f"colour {rgb[i].tolist()} is not integral",
+            f"colour {_numbers(rgb[i])} is not integral",
             n,
             lines[n - 1],
         )
@@ -567,7 +571,7 @@ def parse_room(room_dir: str | os.PathLike) -> tuple[RoomData, list[Issue]]:
         if (room_dir / f"{room}.txt").is_file():
             hint = f"; the room-level {room}.txt has no labels, so it cannot replace them"
         raise RoomError(
-            f"{room_dir}: missing Annotations/ folder (expected {ann}/<class>_<i>.txt){hint}"
+            f"{room_dir}: missing Annotations/ folder (expected Annotations/<class>_<i>.txt){hint}"
         )
     entries = sorted(ann.iterdir(), key=_file_order)
     files = [
