@@ -74,10 +74,13 @@ def dilated_knn(
     training: bool = False,
     generator: torch.Generator | None = None,
     chunk_size: int | None = None,
+    method: str = "auto",
 ) -> Tensor:
     """Dilated kNN graph of ``x`` (B, N, C) → indices (B, N, k) int64 (no gradient).
 
-    Needs ``N >= k·dilation``. See :func:`select_ranks` for the stochastic rule.
+    Column ``r`` is the ``r·d``-th nearest point (deterministic); self is column 0. Needs
+    ``N >= k·dilation``. See :func:`select_ranks` for the stochastic rule and
+    :func:`pointseg.graph.knn.knn` for ``chunk_size`` / ``method``.
     """
     _check_kd(k, dilation, "dilated_knn")
     if isinstance(x, Tensor) and x.dim() == 3 and x.shape[1] < k * dilation:
@@ -88,7 +91,7 @@ def dilated_knn(
     ranks = select_ranks(
         k, dilation, stochastic=stochastic, epsilon=epsilon, training=training, generator=generator
     )
-    return knn_ranks(x, ranks, chunk_size=chunk_size)
+    return knn_ranks(x, ranks, chunk_size=chunk_size, method=method)
 
 
 class DilatedKnnGraph(nn.Module):
