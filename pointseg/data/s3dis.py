@@ -363,21 +363,28 @@ def _slow_parse(buf: bytes, log: _IssueLog) -> tuple[np.ndarray, np.ndarray]:
     return np.array(rows, dtype=np.float64).reshape(-1, 6), np.array(line_numbers, dtype=np.int64)
 
 
-_SUSPECT_RE = re.compile(b"[^" + re.escape(_FAST_BYTES) + b"]")
+_CLEAN_BYTE = np.zeros(256, dtype=bool)
+_CLEAN_BYTE[np.frombuffer(_FAST_BYTES, np.uint8)] = True
 _MAX_SUSPECT_LINES = 10_000  # beyond this the whole file goes line by line anyway
 
 
-def _hybrid_parse(buf: bytes, log: _IssueLog) -> tuple[np.ndarray, np.ndarray] | None:
+def _split_suspects(
+    buf: bytes,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int, int]]] | None:
     """Fast path for a big file with a few bad lines (the real corrupt S3DIS files: one stray
-    byte in ~1 M lines): cut out the lines holding unexpected bytes, parse the rest with the C
-    reader, handle only the cut lines one by one. None (nothing logged) if the rest is not clean.
+    byte in ~1 M lines): cut out the lines holding unexpected bytes and parse the rest with the
+    C reader. None if the rest is not clean either (then the whole file goes line by line).
 
-    Returns values float64 (n, 6) and 1-based line numbers int64 (n,), in file order.
+    Returns the clean lines' xyz float32 (m, 3), rgb uint8 (m, 3) and 1-based line numbers
+    int64 (m,), and the suspect lines as (line number, start, end) byte spans.
     """
-    spans: list[tuple[int, int, int]] = []  # (line number, start, end) of suspect lines
+    a = np.frombuffer(buf, np.uint8)
+    bad = np.flatnonzero(~_CLEAN_BYTE[a])  # positions of unexpected bytes, (b,)
+    if bad.size == 0:
+        return None
+    spans: list[tuple[int, int, int]] = []  # (line number, start, end)
     newlines_before, counted_to = 0, 0
-    for m in _SUSPECT_RE.finditer(buf):
-        pos = m.start()
+    for pos in bad.tolist():
         if spans and pos < spans[-1][2]:
             continue  # same line as the previous bad byte
         start = buf.rfind(b"\n", 0, pos) + 1
@@ -388,8 +395,6 @@ def _hybrid_parse(buf: bytes, log: _IssueLog) -> tuple[np.ndarray, np.ndarray] |
         spans.append((newlines_before + 1, start, end))
         if len(spans) > _MAX_SUSPECT_LINES:
             return None
-    if not spans:
-        return None
     pieces, prev = [], 0
     for _, start, end in spans:
         pieces.append(buf[prev:start])
@@ -397,27 +402,18 @@ def _hybrid_parse(buf: bytes, log: _IssueLog) -> tuple[np.ndarray, np.ndarray] |
     pieces.append(buf[prev:])
     rest = b"".join(pieces)
     n_lines = buf.count(b"\n") + (0 if buf.endswith(b"\n") else 1)
-    suspect_numbers = np.array([s[0] for s in spans], dtype=np.int64)
-    clean_numbers = np.setdiff1d(np.arange(1, n_lines + 1, dtype=np.int64), suspect_numbers)
-    if rest.strip():
-        fast = _fast_parse(rest)
-        if fast is None or fast[0].shape[0] != clean_numbers.size:
-            return None
-        clean = np.concatenate([fast[0].astype(np.float64), fast[1].astype(np.float64)], axis=1)
-    elif clean_numbers.size:
+    keep = np.ones(n_lines + 1, dtype=bool)
+    keep[0] = False
+    keep[[s[0] for s in spans]] = False
+    clean_numbers = np.flatnonzero(keep)  # (m,) 1-based
+    if not rest.strip():
+        if clean_numbers.size:
+            return None  # blank lines only: reported line by line
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), clean_numbers, spans
+    fast = _fast_parse(rest)
+    if fast is None or fast[0].shape[0] != clean_numbers.size:
         return None
-    else:
-        clean = np.zeros((0, 6))
-    rows, numbers = [], []
-    for number, start, end in spans:
-        values = _parse_line(number, buf[start:end], log)
-        if values is not None:
-            rows.append(values)
-            numbers.append(number)
-    values = np.concatenate([clean, np.array(rows, dtype=np.float64).reshape(-1, 6)])
-    line_numbers = np.concatenate([clean_numbers, np.array(numbers, dtype=np.int64)])
-    order = np.argsort(line_numbers, kind="stable")
-    return values[order], line_numbers[order]
+    return fast[0], fast[1], clean_numbers, spans
 
 
 def _numbers(values: np.ndarray) -> str:
@@ -437,35 +433,13 @@ class _Lines:
         return self._lines[i]
 
 
-def parse_annotation_file(
-    path: str | os.PathLike, *, name: str | None = None
-) -> tuple[np.ndarray, np.ndarray, list[Issue]]:
-    """Parse one ``x y z r g b`` annotation file robustly.
+def _check_rows(
+    values: np.ndarray, line_numbers: np.ndarray, lines: _Lines, log: _IssueLog
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Value checks of line-by-line parsed rows: skip non-finite rows, clip / round colours.
 
-    Returns ``xyz`` float32 (n, 3), ``rgb`` uint8 (n, 3) and the issues found (``name`` is the file
-    name used in them; default: the path). Repairs: a stray control byte that unambiguously reads as
-    a separator or as nothing; colours outside 0..255 are clipped, fractional colours rounded.
-    Skipped (and reported): lines that are not six numbers, non-finite values, blank lines.
+    values float64 (n, 6), line_numbers (n,) -> xyz float32 (m, 3), rgb uint8 (m, 3), numbers (m,).
     """
-    path = Path(path)
-    log = _IssueLog(name or str(path))
-    buf = path.read_bytes()
-    if b"\r\n" in buf:
-        buf = buf.replace(b"\r\n", b"\n")  # Windows line endings: same lines, same numbers
-    fast = _fast_parse(buf)
-    if fast is not None:
-        return fast[0], fast[1], log.finish()
-    if not buf.strip():
-        log.add(
-            "empty-file",
-            "skipped file",
-            "file has no points" + (" (whitespace only)" if buf else ""),
-        )
-        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), log.finish()
-    parsed = _hybrid_parse(buf, log)
-    values, line_numbers = parsed if parsed is not None else _slow_parse(buf, log)
-    lines = _Lines(buf)
-
     finite = np.isfinite(values).all(axis=1)
     for i in np.flatnonzero(~finite):
         n = int(line_numbers[i])
@@ -483,24 +457,65 @@ def parse_annotation_file(
     out_of_range = ((rgb < 0) | (rgb > 255)).any(axis=1)
     for i in np.flatnonzero(out_of_range):
         n = int(line_numbers[i])
-        log.add(
-            "colour-range",
-            "clipped to 0..255",
-            f"colour {_numbers(rgb[i])} outside 0..255",
-            n,
-            lines[n - 1],
-        )
+        message = f"colour {_numbers(rgb[i])} outside 0..255"
+        log.add("colour-range", "clipped to 0..255", message, n, lines[n - 1])
     fraction = (rgb != np.round(rgb)).any(axis=1) & ~out_of_range
     for i in np.flatnonzero(fraction):
         n = int(line_numbers[i])
-        log.add(
-            "colour-fraction",
-            "rounded",
-            f"colour {_numbers(rgb[i])} is not integral",
-            n,
-            lines[n - 1],
-        )
+        message = f"colour {_numbers(rgb[i])} is not integral"
+        log.add("colour-fraction", "rounded", message, n, lines[n - 1])
     rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    return xyz, rgb, line_numbers
+
+
+def parse_annotation_file(
+    path: str | os.PathLike, *, name: str | None = None
+) -> tuple[np.ndarray, np.ndarray, list[Issue]]:
+    """Parse one ``x y z r g b`` annotation file robustly.
+
+    Returns ``xyz`` float32 (n, 3), ``rgb`` uint8 (n, 3) and the issues found (``name`` is the file
+    name used in them; default: the path). Repairs: a stray control byte that unambiguously reads as
+    a separator or as nothing; colours outside 0..255 are clipped, fractional colours rounded.
+    Skipped (and reported): lines that are not six numbers, non-finite values, blank lines.
+
+    Three tiers: a clean file goes whole through the C reader; a file with a few lines holding
+    unexpected bytes sends only those lines through the line-by-line parser; anything else
+    (wrong column counts, blank lines, out-of-range colours) is parsed line by line.
+    """
+    path = Path(path)
+    log = _IssueLog(name or str(path))
+    buf = path.read_bytes()
+    if b"\r\n" in buf:
+        buf = buf.replace(b"\r\n", b"\n")  # Windows line endings: same lines, same numbers
+    fast = _fast_parse(buf)
+    if fast is not None:
+        return fast[0], fast[1], log.finish()
+    if not buf.strip():
+        message = "file has no points" + (" (whitespace only)" if buf else "")
+        log.add("empty-file", "skipped file", message)
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), log.finish()
+
+    split = _split_suspects(buf)
+    if split is not None:
+        clean_xyz, clean_rgb, clean_numbers, spans = split
+        rows, numbers = [], []
+        for number, start, end in spans:
+            values = _parse_line(number, buf[start:end], log)
+            if values is not None:
+                rows.append(values)
+                numbers.append(number)
+        values = np.array(rows, dtype=np.float64).reshape(-1, 6)
+        line_numbers = np.array(numbers, dtype=np.int64)
+    else:
+        clean_xyz, clean_rgb = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
+        clean_numbers = np.zeros(0, np.int64)
+        values, line_numbers = _slow_parse(buf, log)
+    xyz, rgb, line_numbers = _check_rows(values, line_numbers, _Lines(buf), log)
+    if clean_numbers.size:
+        # Put the line-by-line rows back between the clean ones, in file order. O(n).
+        at = np.searchsorted(clean_numbers, line_numbers)
+        xyz = np.insert(clean_xyz, at, xyz, axis=0)
+        rgb = np.insert(clean_rgb, at, rgb, axis=0)
     return xyz, rgb, log.finish()
 
 

@@ -397,14 +397,12 @@ def test_hybrid_parse_equals_full_line_by_line(tmp_path, monkeypatch, seed):
     buf = b"\n".join(good) + (b"\n" if seed % 2 else b"")
 
     calls = []
-    real_hybrid = s3dis._hybrid_parse
-    monkeypatch.setattr(
-        s3dis, "_hybrid_parse", lambda b, log: calls.append(1) or real_hybrid(b, log)
-    )
+    real_split = s3dis._split_suspects
+    monkeypatch.setattr(s3dis, "_split_suspects", lambda b: calls.append(1) or real_split(b))
     fast = parse_bytes(tmp_path, buf)
     if seed < 3:
-        assert real_hybrid(buf, s3dis._IssueLog("x")) is not None  # hybrid really handled it
-    monkeypatch.setattr(s3dis, "_hybrid_parse", lambda b, log: None)
+        assert real_split(buf) is not None  # the hybrid path really handled it
+    monkeypatch.setattr(s3dis, "_split_suspects", lambda b: None)
     slow = parse_bytes(tmp_path, buf)
     assert calls == [1]
     np.testing.assert_array_equal(fast[0], slow[0])
@@ -424,3 +422,15 @@ def test_big_file_with_one_nul_byte(tmp_path):
     (issue,) = issues
     assert (issue.kind, issue.line) == ("control-byte", line_no)
     assert issue.action.startswith("repaired")
+
+
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_hybrid_with_bad_first_and_last_lines(tmp_path, final_newline):
+    body = lines(50, seed=4)
+    buf = b"1 2 3 4 5\x006\n" + body + b"7 8 9 10\x0011 12" + (b"\n" if final_newline else b"")
+    assert s3dis._split_suspects(buf) is not None
+    xyz, rgb, issues = parse_bytes(tmp_path, buf)
+    ref = np.loadtxt(io.BytesIO(b"1 2 3 4 5 6\n" + body + b"7 8 9 10 11 12\n"))
+    np.testing.assert_array_equal(xyz, ref[:, :3].astype(np.float32))
+    np.testing.assert_array_equal(rgb, ref[:, 3:].astype(np.uint8))
+    assert [(i.kind, i.line) for i in issues] == [("control-byte", 1), ("control-byte", 52)]
