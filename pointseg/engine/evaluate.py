@@ -462,6 +462,20 @@ def _s3dis_class_names(ckpt: dict[str, Any], path: Path) -> list[str]:
     return list(CLASSES)
 
 
+def _run_config(path: Path) -> dict[str, Any]:
+    """The training run's resolved config (`config.yaml` next to the checkpoint), or {}."""
+    cfg_path = path.parent / "config.yaml"
+    if not cfg_path.is_file():
+        return {}
+    try:
+        import yaml
+
+        cfg = yaml.safe_load(cfg_path.read_text())
+        return cfg if isinstance(cfg, dict) else {}
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+
+
 def _blocks_num_point(root: Path) -> int | None:
     """Points per block of the training run's HDF5 blocks (whole-room inference then sees the
     density the model was trained on): the blocks manifest, else the first HDF5 file's shape."""
@@ -549,7 +563,13 @@ def evaluate_s3dis(
     area = int(area if area is not None else data.get("test_area", 5))
     cache = Path(cache if cache is not None else data.get("cache") or "data/s3dis")
     blocks_root = Path(blocks if blocks is not None else data.get("blocks") or "data/s3dis_blocks")
-    num_point = int(num_point or data.get("num_point") or _blocks_num_point(blocks_root) or 4096)
+    num_point = int(
+        num_point
+        or data.get("num_point")
+        or _run_config(path).get("num_points")
+        or _blocks_num_point(blocks_root)
+        or 4096
+    )
     if protocol not in ("block", "room", "both"):
         raise ConfigError(f"unknown protocol {protocol!r}; choose block, room or both")
     keys = ["block", "room"] if protocol == "both" else [protocol]
@@ -895,7 +915,14 @@ def evaluate_modelnet(
     return cm
 
 
-def _modelnet_dataset(root: Path, split: str, num_points: int) -> tuple[Any, list[str]]:
+def _modelnet_dataset(
+    root: Path, split: str, num_points: int, classes: Sequence[str] | None = None
+) -> tuple[Any, list[str]]:
+    """ModelNetH5 for a folder of HDF5 files, else ModelNetMeshes over `<class>/<split>/*.off`.
+
+    `classes` (the training run's, from the checkpoint) fixes the label order of a mesh folder,
+    so class folders missing from the test split cannot shift the labels.
+    """
     from pointseg.data import modelnet as mn
 
     if not root.is_dir():
@@ -904,15 +931,19 @@ def _modelnet_dataset(root: Path, split: str, num_points: int) -> tuple[Any, lis
             "ModelNet mesh folder> (`pointseg synth modelnet --out <dir>` makes a small one)"
         )
     is_h5 = any(root.glob("*.h5")) or (root / f"{split}_files.txt").exists()
-    ds = (
-        mn.ModelNetH5(root, split, num_points=num_points)
-        if is_h5
-        else mn.ModelNetMeshes(root, split, num_points)
-    )
-    classes = getattr(ds, "classes", None) or list(mn.MODELNET40_CLASSES)
+    if is_h5:
+        ds = mn.ModelNetH5(root, split, num_points=num_points)
+    else:
+        ds = mn.ModelNetMeshes(root, split, num_points, classes=list(classes) if classes else None)
+    names = list(getattr(ds, "classes", None) or classes or mn.MODELNET40_CLASSES)
+    if classes and list(classes) != names:
+        raise ConfigError(
+            f"the checkpoint was trained on classes {list(classes)} but {root} names {names}; "
+            "results would be keyed to the wrong names — evaluate on the dataset it was trained on"
+        )
     if len(ds) == 0:
         raise DataError(f"no {split} shapes found in {root}")
-    return ds, list(classes)
+    return ds, names
 
 
 def evaluate_modelnet_checkpoint(
@@ -948,11 +979,9 @@ def evaluate_modelnet_checkpoint(
         else meta_data.get("data") or meta_data.get("root") or "data/modelnet40"
     )
     num_points = int(
-        num_points or meta_data.get("num_points") or meta_data.get("num_point") or 1024
+        num_points or meta_data.get("num_points") or _run_config(path).get("num_points") or 1024
     )
-    ds, classes = _modelnet_dataset(root, "test", num_points)
-    meta_classes = _meta(ckpt).get("classes")
-    names = list(meta_classes) if meta_classes else classes
+    ds, names = _modelnet_dataset(root, "test", num_points, _meta(ckpt).get("classes"))
     nc = int(cfg.get("num_classes", len(names)))
     if len(names) != nc:
         names = (names + [str(i) for i in range(len(names), nc)])[:nc]

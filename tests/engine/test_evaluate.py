@@ -461,3 +461,50 @@ def test_modelnet_checkpoint_cli(tmp_path, capsys):
     assert cm.total == 6 and m["oa"] == pytest.approx(cm.oa()) and m["votes"] == 2
     with open(tmp_path / "run" / "eval_modelnet40" / "per_class.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 40
+    # HDF5 labels are fixed by the files: a checkpoint trained on another class order is refused.
+    other = _save_ckpt(
+        tmp_path / "run2" / "best.pt",
+        cfg,
+        meta={"classes": list(mn.MODELNET40_CLASSES)[::-1], "data": {"data": str(root)}},
+    )
+    assert main(["eval", "--checkpoint", str(other), "--num-points", "64", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "trained on classes" in err and "Traceback" not in err
+
+
+def test_modelnet_mesh_folder_uses_checkpoint_class_order(tmp_path, capsys):
+    synth = pytest.importorskip("pointseg.data.synthetic")
+    classes = sorted(synth.MODELNET_SYNTH_CLASSES)[:3]
+    root = tmp_path / "meshes"
+    synth.synth_modelnet(root, classes=classes, per_class=1, test_per_class=2, progress=False)
+    cfg = _tiny_config(task="classification", in_channels=3, num_classes=3)
+    ckpt = _save_ckpt(
+        tmp_path / "run" / "best.pt", cfg, meta={"classes": classes, "data": {"data": str(root)}}
+    )
+    out = tmp_path / "ev"
+    rc = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(ckpt),
+            "--num-points",
+            "48",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["classes"] == classes and m["votes"] == 1
+    cm = ConfusionMatrix.from_matrix(m["protocols"]["classification"]["confusion"])
+    np.testing.assert_array_equal(cm.support, [2, 2, 2])
+    # Labels of a mesh folder follow the checkpoint's class order (not the folder listing).
+    rev = _save_ckpt(
+        tmp_path / "run2" / "best.pt",
+        cfg,
+        meta={"classes": classes[::-1], "data": {"data": str(root)}},
+    )
+    assert main(["eval", "--checkpoint", str(rev), "--num-points", "48", "--no-progress"]) == 0
+    m = json.loads((tmp_path / "run2" / "eval_modelnet40" / "metrics.json").read_text())
+    assert m["classes"] == classes[::-1]
