@@ -756,7 +756,6 @@ class _RoomBuilder:
                     s.box([s1 - arm, bt, 0.0], [s1, dep, arm_h], skip="z0y0"),
                 ]
             )
-            # Cushion seams: slightly darker points along z-profile give texture variance.
             self.add("sofa", [(wall.to_world(pts), _object_color(rng, _SOFA_COLORS), 10.0)])
             self.carves.append(_Carve(*wall.box_world([s0, -0.05, -0.05], [s1, dep, back_h])))
 
