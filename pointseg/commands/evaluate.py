@@ -19,6 +19,18 @@ def _positive_float(s: str) -> float:
     return v
 
 
+def _add_num_points(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--num-points",
+        "--num-point",
+        dest="num_points",
+        type=_positive_int,
+        default=None,
+        help="points per block for S3DIS whole-room inference / per shape for ModelNet "
+        "(default: the training run's, else the blocks' size or 4096 / 1024)",
+    )
+
+
 def _add_s3dis_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("S3DIS (segmentation checkpoints)")
     g.add_argument(
@@ -36,12 +48,6 @@ def _add_s3dis_options(p: argparse.ArgumentParser) -> None:
         choices=["block", "room", "both"],
         default=None,
         help="block = block-sampled (the paper's number), room = whole-room (every original point); default both",
-    )
-    g.add_argument(
-        "--num-point",
-        type=_positive_int,
-        default=None,
-        help="points per block for whole-room inference (default: the training run's, else 4096)",
     )
     g.add_argument(
         "--stride",
@@ -94,6 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seed of block sampling / voting augmentations (default 0)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_num_points(p)
     _add_s3dis_options(p)
     p.add_argument(
         "--no-predictions",
@@ -111,12 +118,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_positive_int,
         default=None,
         help="average logits over N random scale/shift augmentations (default 1 = no voting)",
-    )
-    g.add_argument(
-        "--num-points",
-        type=_positive_int,
-        default=None,
-        help="points per shape (default: the training run's, else 1024)",
     )
     p.set_defaults(func=run_eval)
 
@@ -146,6 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--no-progress", action="store_true")
     q.add_argument("--no-predictions", action="store_true")
+    _add_num_points(q)
     _add_s3dis_options(q)
     q.set_defaults(func=run_six_fold)
 
@@ -160,7 +162,6 @@ def run_eval(args: argparse.Namespace) -> int:
         blocks=args.blocks,
         protocol=args.protocol,
         stride=args.stride,
-        num_point=args.num_point,
         save_predictions=False if args.no_predictions else None,
         data=args.data,
         votes=args.votes,
@@ -185,7 +186,7 @@ def run_six_fold(args: argparse.Namespace) -> int:
         blocks=args.blocks,
         protocol=args.protocol or "both",
         batch_size=args.batch_size,
-        num_point=args.num_point,
+        num_point=args.num_points,
         stride=args.stride or 0.5,
         device=args.device,
         seed=args.seed,

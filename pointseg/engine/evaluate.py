@@ -75,7 +75,17 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """`device` if given, else CUDA when available, else CPU (never hard-coded)."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(
+            f"bad --device {device!r}: {exc}; use cpu, cuda or cuda:<index>"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"--device {device}: CUDA is not available on this machine; use --device cpu"
+        )
+    return dev
 
 
 def peak_rss_mb() -> float:
@@ -1030,43 +1040,32 @@ def evaluate_modelnet_checkpoint(
 # ---------------------------------------------------------------------------- dispatch
 def evaluate_checkpoint(checkpoint: str | os.PathLike, **kw: Any) -> dict[str, Any]:
     """Evaluate any checkpoint: S3DIS options go to `evaluate_s3dis`, ModelNet ones to
-    `evaluate_modelnet_checkpoint`; mixing them with the wrong task raises ConfigError."""
+    `evaluate_modelnet_checkpoint`; mixing them with the wrong task raises ConfigError.
+
+    `num_points` means points per block (S3DIS whole-room inference) or per shape (ModelNet).
+    Options left at None are not passed on (the callee's defaults / the training run's apply).
+    """
     from pointseg.checkpoint import load_checkpoint
 
+    s3dis_keys = ("area", "cache", "blocks", "protocol", "stride", "save_predictions")
+    modelnet_keys = ("data", "votes")
     path = resolve_checkpoint(checkpoint)
     task = checkpoint_task(load_checkpoint(path))
-    s3dis_only = {
-        k
-        for k in ("area", "cache", "blocks", "protocol", "stride", "save_predictions")
-        if kw.get(k) is not None
-    }
-    modelnet_only = {k for k in ("data", "votes", "num_points") if kw.get(k) is not None}
-    specific = {
-        "area",
-        "cache",
-        "blocks",
-        "protocol",
-        "stride",
-        "save_predictions",
-        "data",
-        "votes",
-    }
-    common = {k: v for k, v in kw.items() if k not in specific | {"num_points", "num_point"}}
-    if task == "modelnet40":
-        if s3dis_only:
-            flags = ", ".join("--" + k.replace("_", "-") for k in sorted(s3dis_only))
+    given = {k: v for k, v in kw.items() if v is not None}
+    wrong = [k for k in (s3dis_keys if task == "modelnet40" else modelnet_keys) if k in given]
+    if wrong:
+        flags = ", ".join("--" + k.replace("_", "-") for k in sorted(wrong))
+        if task == "modelnet40":
             raise ConfigError(
                 f"{path} is a classification (ModelNet40) checkpoint; {flags} only apply to S3DIS "
                 "segmentation checkpoints — use --data <ModelNet folder> [--votes N]"
             )
-        return evaluate_modelnet_checkpoint(path, **common, **{k: kw[k] for k in modelnet_only})
-    if modelnet_only:
-        flags = ", ".join("--" + k.replace("_", "-") for k in sorted(modelnet_only))
         raise ConfigError(
-            f"{path} is a segmentation (S3DIS) checkpoint; {flags} only apply to ModelNet40 classification "
-            "checkpoints — use --area/--cache/--blocks"
+            f"{path} is a segmentation (S3DIS) checkpoint; {flags} only apply to ModelNet40 "
+            "classification checkpoints — use --area/--cache/--blocks/--protocol"
         )
-    extra = {k: kw[k] for k in s3dis_only}
-    if kw.get("num_point") is not None:
-        extra["num_point"] = kw["num_point"]
-    return evaluate_s3dis(path, **common, **extra)
+    if task == "modelnet40":
+        return evaluate_modelnet_checkpoint(path, **given)
+    if "num_points" in given:
+        given["num_point"] = given.pop("num_points")
+    return evaluate_s3dis(path, **given)

@@ -377,6 +377,19 @@ def test_eval_errors_are_clear(s3dis_setup, tmp_path, capsys):
     swapped[8], swapped[7] = swapped[7], swapped[8]
     bad = _save_ckpt(tmp_path / "swap" / "best.pt", _tiny_config(), meta={"classes": swapped})
     assert "class order" in run(str(bad), "--protocol", "room")
+    # Weights that do not fit the stored architecture: the mismatching keys are named.
+    from pointseg.checkpoint import save_checkpoint
+    from pointseg.models import DeepGCN
+
+    wrong = save_checkpoint(
+        tmp_path / "wrong" / "best.pt",
+        model_config=_tiny_config(),
+        model_state=DeepGCN(_tiny_config(channels=12)).state_dict(),
+        meta={"torch_version": str(torch.__version__)},
+    )
+    assert "shape mismatches" in run(str(wrong))
+    assert "CUDA is not available" in run(ckpt, "--device", "cuda") or torch.cuda.is_available()
+    assert "bad --device" in run(ckpt, "--device", "gpu0")
     # A classification checkpoint given S3DIS options.
     cls = _save_ckpt(
         tmp_path / "cls" / "best.pt",
