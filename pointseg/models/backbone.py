@@ -85,7 +85,8 @@ class DeepGCN(nn.Module):
             self.head = ClassificationHead(
                 c.feature_channels, c.num_classes, pooling=c.pooling, **head_kw
             )
-        self.init_weights()
+        if not next(self.parameters()).is_meta:  # meta-device builds (parameter counts): no data
+            self.init_weights()
 
     # ------------------------------------------------------------------ setup
     def init_weights(self) -> None:
