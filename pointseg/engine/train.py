@@ -581,6 +581,8 @@ def _s3dis_data(cfg: TrainConfig) -> DataBundle:
         "val_rooms": val_rooms,
         "train_blocks": len(train_idx),
         "val_blocks": len(val_idx),
+        # points per sample the model was trained on (whole-room evaluation uses the same)
+        "num_point": int(min(cfg.num_points or points.shape[0], points.shape[0])),
     }
     return DataBundle(
         Subset(full, train_idx),
