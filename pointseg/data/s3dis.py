@@ -37,7 +37,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,7 @@ class _IssueLog:
         self.file = file
         self.issues: list[Issue] = []
         self._counts: Counter[tuple[str, str]] = Counter()
+        self.line_offset = 0  # lines before the chunk being parsed
 
     def add(
         self,
@@ -178,10 +179,9 @@ class _IssueLog:
         raw: bytes | None = None,
     ) -> None:
         if line is not None:
-            key = (
-                kind,
-                action.split(" (")[0],
-            )  # "repaired (\x00 at byte 3 -> space)" -> "repaired"
+            line += self.line_offset
+            # "repaired (\x00 at byte 3 -> space)" and "repaired (...)" count together
+            key = (kind, action.split(" (")[0])
             self._counts[key] += 1
             if self._counts[key] > MAX_LINE_ISSUES_PER_KIND:
                 return
@@ -499,12 +499,46 @@ def parse_annotation_file(
         log.add("empty-file", "skipped file", message)
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), log.finish()
 
-    split = _split_suspects(buf)
+    # Not clean: chunk by chunk (bounded memory and time on multi-million-line files), each chunk
+    # whole through the C reader if it is clean, else only its bad lines line by line, else all
+    # of its lines line by line.
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    for start, end, lines_before in _chunks(buf, _CHUNK_BYTES):
+        chunk = buf[start:end]
+        log.line_offset = lines_before
+        parts.append(_parse_chunk(chunk, log))
+    log.line_offset = 0
+    xyz = np.concatenate([p[0] for p in parts])
+    rgb = np.concatenate([p[1] for p in parts])
+    return xyz, rgb, log.finish()
+
+
+_CHUNK_BYTES = 8 << 20  # ~260k lines
+
+
+def _chunks(buf: bytes, size: int) -> Iterator[tuple[int, int, int]]:
+    """(start, end, lines before start) of ~`size`-byte pieces of `buf` cut after a newline."""
+    start, lines_before = 0, 0
+    while start < len(buf):
+        cut = buf.find(b"\n", min(start + size, len(buf)) - 1)
+        end = len(buf) if cut < 0 else cut + 1
+        yield start, end, lines_before
+        lines_before += buf.count(b"\n", start, end)
+        start = end
+
+
+def _parse_chunk(chunk: bytes, log: _IssueLog) -> tuple[np.ndarray, np.ndarray]:
+    """xyz float32 (n, 3), rgb uint8 (n, 3) of one chunk; issues use chunk line numbers, which
+    the log shifts by its ``line_offset``."""
+    fast = _fast_parse(chunk)
+    if fast is not None:
+        return fast
+    split = _split_suspects(chunk)
     if split is not None:
         clean_xyz, clean_rgb, clean_numbers, spans = split
         rows, numbers = [], []
         for number, start, end in spans:
-            values = _parse_line(number, buf[start:end], log)
+            values = _parse_line(number, chunk[start:end], log)
             if values is not None:
                 rows.append(values)
                 numbers.append(number)
@@ -513,14 +547,14 @@ def parse_annotation_file(
     else:
         clean_xyz, clean_rgb = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
         clean_numbers = np.zeros(0, np.int64)
-        values, line_numbers = _slow_parse(buf, log)
-    xyz, rgb, line_numbers = _check_rows(values, line_numbers, _Lines(buf), log)
+        values, line_numbers = _slow_parse(chunk, log)
+    xyz, rgb, line_numbers = _check_rows(values, line_numbers, _Lines(chunk), log)
     if clean_numbers.size:
         # Put the line-by-line rows back between the clean ones, in file order. O(n).
         at = np.searchsorted(clean_numbers, line_numbers)
         xyz = np.insert(clean_xyz, at, xyz, axis=0)
         rgb = np.insert(clean_rgb, at, rgb, axis=0)
-    return xyz, rgb, log.finish()
+    return xyz, rgb
 
 
 # --------------------------------------------------------------------------------------------

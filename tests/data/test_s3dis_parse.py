@@ -434,3 +434,33 @@ def test_hybrid_with_bad_first_and_last_lines(tmp_path, final_newline):
     np.testing.assert_array_equal(xyz, ref[:, :3].astype(np.float32))
     np.testing.assert_array_equal(rgb, ref[:, 3:].astype(np.uint8))
     assert [(i.kind, i.line) for i in issues] == [("control-byte", 1), ("control-byte", 52)]
+
+
+@pytest.mark.parametrize("size", [1, 700, 5000])
+def test_chunks_cover_the_buffer_at_line_boundaries(size):
+    buf = lines(300, seed=1)[:-1]  # no final newline
+    pieces = list(s3dis._chunks(buf, size))
+    assert b"".join(buf[s:e] for s, e, _ in pieces) == buf
+    for s, _, before in pieces:
+        assert s == 0 or buf[s - 1 : s] == b"\n"
+        assert before == buf[:s].count(b"\n")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_chunked_parse_equals_one_chunk(tmp_path, monkeypatch, seed):
+    rng = np.random.default_rng(seed)
+    good = lines(3000, seed=seed).split(b"\n")[:-1]
+    for pos in rng.choice(len(good), size=25, replace=False):
+        good[pos] = CORRUPTIONS[rng.integers(len(CORRUPTIONS))]
+    buf = b"\n".join(good) + b"\n"
+    whole = parse_bytes(tmp_path, buf)
+    monkeypatch.setattr(s3dis, "_CHUNK_BYTES", 2000)  # ~50 chunks, some clean, some not
+    chunked = parse_bytes(tmp_path, buf)
+    np.testing.assert_array_equal(whole[0], chunked[0])
+    np.testing.assert_array_equal(whole[1], chunked[1])
+
+    def key(i):
+        return (i.line, i.kind, i.action)
+
+    assert sorted(map(key, whole[2])) == sorted(map(key, chunked[2]))
+    assert len(whole[2]) >= 10
