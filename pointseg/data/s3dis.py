@@ -21,7 +21,8 @@ count. This is ~4-6x ``np.loadtxt`` per CPU second here; ``np.fromstring`` was n
 ``np.loadtxt`` and a vectorised numpy digit parser was slower than pandas. A file with a few lines
 holding unexpected bytes (the real corrupt files: one stray byte in ~1 M lines) sends only those
 lines through the line-by-line parser; anything else (wrong column counts, blank lines, colours
-outside 0..255, ...) is parsed line by line. The line-by-line parser repairs what is unambiguous,
+outside 0..255, ...) is parsed line by line. Files over 8 MB go in 8 MB chunks (bounded memory;
+only the chunks with problems leave the C reader). The line-by-line parser repairs what is unambiguous,
 skips the rest, and reports every line. Rooms run in parallel processes (``workers``).
 """
 
@@ -491,23 +492,25 @@ def parse_annotation_file(
     buf = path.read_bytes()
     if b"\r\n" in buf:
         buf = buf.replace(b"\r\n", b"\n")  # Windows line endings: same lines, same numbers
-    fast = _fast_parse(buf)
-    if fast is not None:
-        return fast[0], fast[1], log.finish()
+    if len(buf) <= _CHUNK_BYTES:
+        fast = _fast_parse(buf)  # the common case: one clean file, one call of the C reader
+        if fast is not None:
+            return fast[0], fast[1], log.finish()
     if not buf.strip():
         message = "file has no points" + (" (whitespace only)" if buf else "")
         log.add("empty-file", "skipped file", message)
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), log.finish()
 
-    # Not clean: chunk by chunk (bounded memory and time on multi-million-line files), each chunk
-    # whole through the C reader if it is clean, else only its bad lines line by line, else all
-    # of its lines line by line.
+    # Chunk by chunk (bounded memory and time on multi-million-line files): each chunk whole
+    # through the C reader if it is clean, else only its bad lines line by line, else all of its
+    # lines line by line.
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     for start, end, lines_before in _chunks(buf, _CHUNK_BYTES):
-        chunk = buf[start:end]
         log.line_offset = lines_before
-        parts.append(_parse_chunk(chunk, log))
+        parts.append(_parse_chunk(buf[start:end], log))
     log.line_offset = 0
+    if len(parts) == 1:
+        return parts[0][0], parts[0][1], log.finish()
     xyz = np.concatenate([p[0] for p in parts])
     rgb = np.concatenate([p[1] for p in parts])
     return xyz, rgb, log.finish()

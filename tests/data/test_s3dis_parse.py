@@ -464,3 +464,19 @@ def test_chunked_parse_equals_one_chunk(tmp_path, monkeypatch, seed):
 
     assert sorted(map(key, whole[2])) == sorted(map(key, chunked[2]))
     assert len(whole[2]) >= 10
+
+
+def test_big_clean_file_goes_chunk_by_chunk_through_the_fast_path(tmp_path, monkeypatch):
+    clean = lines(1000, seed=12)
+    monkeypatch.setattr(s3dis, "_CHUNK_BYTES", 4096)
+    calls = []
+    real_fast = s3dis._fast_parse
+    monkeypatch.setattr(s3dis, "_fast_parse", lambda b: calls.append(len(b)) or real_fast(b))
+    monkeypatch.setattr(s3dis, "_slow_parse", None)  # would raise if used
+    xyz, rgb, issues = parse_bytes(tmp_path, clean)
+    assert issues == []
+    ref = np.loadtxt(io.BytesIO(clean))
+    np.testing.assert_array_equal(xyz, ref[:, :3].astype(np.float32))
+    np.testing.assert_array_equal(rgb, ref[:, 3:].astype(np.uint8))
+    assert len(calls) == len(list(s3dis._chunks(clean, 4096))) > 5
+    assert max(calls) < 4096 + 100 and sum(calls) == len(clean)
