@@ -17,7 +17,7 @@ test: setup
 	$(PY) -m pytest -q -n 2 tests
 
 test-slow: setup
-	POINTSEG_SLOW=1 $(PY) -m pytest -q -m slow tests
+	$(PY) -m pytest -q -n 2 -m slow tests
 
 lint: setup
 	$(VENV)/bin/ruff check pointseg tests benchmarks visualize
