@@ -612,7 +612,7 @@ def _modelnet_data(cfg: TrainConfig) -> DataBundle:
         full = M.ModelNetH5(root, "train", num_points=n_points)
         kind = "h5"
     else:
-        full = M.ModelNetMeshes(root, "train", num_points=n_points)
+        full = M.ModelNetMeshes(root, "train", num_points=n_points, progress=cfg.progress)
         kind = "meshes"
     n = len(full)
     if n == 0:
@@ -669,6 +669,18 @@ def build_model_config(cfg: TrainConfig, data: DataBundle):
             f"model {cfg.model!r} expects {mcfg.in_channels} input channels but the {cfg.dataset} data has "
             f"{data.in_channels}; set --set model.in_channels={data.in_channels}"
         )
+    if (
+        mcfg.num_classes != data.num_classes
+        and "num_classes" not in cfg.model_args
+        and cfg.dataset == "modelnet40"
+    ):
+        # A mesh folder with a subset of the ModelNet40 classes (labels index its own sorted class
+        # folders): size the classifier to the data unless the user fixed num_classes.
+        print(
+            f"note: {data.num_classes} classes in the data ({', '.join(data.classes)}); model.num_classes set to {data.num_classes}",
+            file=sys.stderr,
+        )
+        mcfg = mcfg.replace(num_classes=data.num_classes)
     if mcfg.num_classes != data.num_classes:
         raise ConfigError(
             f"model {cfg.model!r} predicts {mcfg.num_classes} classes but the {cfg.dataset} data has "

@@ -292,6 +292,41 @@ def test_existing_run_needs_resume_or_overwrite(blocks, tmp_path):
         T.train(tiny_cfg(blocks, tmp_path, run="other"), resume=True)
 
 
+def test_modelnet_training_on_synthetic_meshes(tmp_path):
+    from pointseg.checkpoint import load_checkpoint
+    from pointseg.data.synthetic import synth_modelnet
+
+    classes = ["chair", "lamp", "table"]
+    synth_modelnet(tmp_path / "mn", classes=classes, per_class=6, seed=0, progress=False)
+    cfg = T.resolve_config(
+        "modelnet40",
+        base=dict(data=str(tmp_path / "mn"), model="resgcn4_tiny_modelnet", num_points=64, epochs=2, batch_size=4,
+                  out_dir=str(tmp_path / "runs"), threads=1, tensorboard=False, progress=False),
+    )  # fmt: skip
+    assert cfg.optimizer == "sgd" and cfg.augment and cfg.label_smoothing == 0.2  # ModelNet recipe
+    run = T.train(cfg)
+    ck = load_checkpoint(run / "best.pt")
+    assert ck["meta"]["classes"] == classes and ck["model_config"]["num_classes"] == 3
+    assert ck["meta"]["data"]["train_shapes"] + ck["meta"]["data"]["val_shapes"] == 18
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert len(rows) == 2 and all(0.0 <= float(r["val_oa"]) <= 1.0 for r in rows)
+    assert rows[0]["val_miou"] == "" and rows[0]["throughput_unit"] == "samples/s"
+    # Cosine schedule from 0.1 towards min_lr 1e-3 over 2 epochs: epoch-2 lr is the midpoint.
+    assert float(rows[1]["lr"]) == pytest.approx(1e-3 + 0.5 * (0.1 - 1e-3))
+
+
+def test_deterministic_mode_sets_torch_flags(blocks, tmp_path):
+    threads = torch.get_num_threads()
+    try:
+        cfg = tiny_cfg(blocks, tmp_path, deterministic=True, threads=None, epochs=1)
+        T.Trainer(cfg, T.D.DistInfo())
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.get_num_threads() == 1  # fixed thread count (default 1 in deterministic mode)
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.set_num_threads(threads)
+
+
 # ------------------------------------------------------------------------------------- CLI
 
 
