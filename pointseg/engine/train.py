@@ -995,9 +995,8 @@ class Trainer:
             return out
         self.model.eval()
         idx = list(range(self.info.rank, len(self.data.val), self.info.world_size))
-        gen = torch.Generator().manual_seed(
-            cfg.seed
-        )  # same subsample every epoch; global RNG untouched
+        # Same point subsample every epoch, and the global RNG stays untouched (exact resume).
+        gen = torch.Generator().manual_seed(cfg.seed)
         loader = DataLoader(
             self.data.val,
             batch_sampler=_batches(idx, self.rank_batch, False),
@@ -1006,9 +1005,8 @@ class Trainer:
         )
         cm = torch.zeros(C, C, dtype=torch.int64)
         sums = torch.zeros(2, dtype=torch.float64)  # loss · count, count
-        net = D.unwrap_model(
-            self.model
-        )  # no gradient sync needed; avoids DDP forward hooks in eval
+        # The plain module: no gradient sync is needed in evaluation.
+        net = D.unwrap_model(self.model)
         with torch.no_grad():
             for x, y in loader:
                 x, y = self._prepare_batch(x, y, generator=gen)
@@ -1055,16 +1053,18 @@ class Trainer:
         if restored is not None:
             set_rng_state(restored)  # last thing before the loop: nothing may draw in between
         self.model.train()
-        with _StopSignals() as stop:
-            while self.epoch < cfg.epochs:
-                sampler.set_epoch(self.epoch)
-                batches = _batches(list(sampler), self.rank_batch, drop_last)
-                status = self._train_epoch(batches, stop)
-                if status is not None:
-                    return status
-                self._end_epoch()
-        if info.is_main and self.writer is not None:
-            self.writer.close()
+        try:
+            with _StopSignals() as stop:
+                while self.epoch < cfg.epochs:
+                    sampler.set_epoch(self.epoch)
+                    batches = _batches(list(sampler), self.rank_batch, drop_last)
+                    status = self._train_epoch(batches, stop)
+                    if status is not None:
+                        return status
+                    self._end_epoch()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
         if info.is_main:
             name = BEST_METRIC[cfg.dataset].replace("val_", "val ")
             best = (
