@@ -673,7 +673,7 @@ def evaluate_s3dis(
     metrics = {
         "dataset": "s3dis",
         "task": "segmentation",
-        "checkpoint": str(path),
+        "checkpoint": str(path.resolve()),
         "checkpoint_sha256": sha,
         "test_area": area,
         "classes": names,
@@ -811,7 +811,7 @@ def six_fold(
             print_fn=None,
         )
         names = m["classes"]
-        fold = {"test_area": a, "checkpoint": str(p), "protocols": {}}
+        fold = {"test_area": a, "checkpoint": str(p.resolve()), "protocols": {}}
         for name, entry in m["protocols"].items():
             fold_cms[name].append(
                 ConfusionMatrix.from_matrix(entry["confusion"], class_names=names)
@@ -1016,7 +1016,7 @@ def evaluate_modelnet_checkpoint(
     metrics = {
         "dataset": "modelnet40",
         "task": "classification",
-        "checkpoint": str(path),
+        "checkpoint": str(path.resolve()),
         "checkpoint_sha256": file_sha256(path),
         "data": str(root),
         "votes": votes,
