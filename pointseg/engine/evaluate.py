@@ -371,16 +371,19 @@ def evaluate_blocks(
             f"HDF5 blocks folder {root} does not exist: run `pointseg blocks s3dis --cache <room cache> "
             f"--out {root} --split test` first, pass --blocks <dir>, or use --protocol room"
         )
+    hint = (
+        f"make them with `pointseg blocks s3dis --cache <room cache> --out {root} --split {split}`, "
+        "pass --blocks <dir> / --area, or use --protocol room"
+    )
     try:
         ds = S3DISBlocks(root, areas=[area_n], split=split)
     except FileNotFoundError as exc:
-        raise DataError(
-            f"no HDF5 blocks in {root}: {exc}; run `pointseg blocks s3dis --split {split}`"
-        ) from exc
+        raise DataError(f"block-sampled Area_{area_n}: {exc}; {hint}") from exc
+    except DataError as exc:
+        raise DataError(f"block-sampled Area_{area_n}: {exc}; {hint}") from None
     if len(ds) == 0:
         raise DataError(
-            f"no {split} blocks of Area_{area_n} in {root}: run `pointseg blocks s3dis --split {split} "
-            f"--areas {area_n} --out {root}` or choose --area / --blocks"
+            f"block-sampled Area_{area_n}: no {split} blocks of Area_{area_n} in {root}; {hint}"
         )
     dev = resolve_device(device)
     model.eval()

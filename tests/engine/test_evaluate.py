@@ -361,6 +361,9 @@ def test_eval_errors_are_clear(s3dis_setup, tmp_path, capsys):
     assert "no rooms of Area_3" in err and "Area_1, Area_2, Area_5" in err
     err = run(ckpt, "--blocks", str(tmp_path / "noblocks"), "--protocol", "block")
     assert "pointseg blocks s3dis" in err
+    # Blocks exist, but none of the requested area (Area_3 has no blocks in the test split).
+    err = run(ckpt, "--area", "3", "--protocol", "block")
+    assert "block-sampled Area_3" in err and "--protocol room" in err
     err = run(ckpt, "--votes", "3")
     assert "segmentation (S3DIS) checkpoint" in err and "--votes" in err
     err = run(str(tmp_path / "missing.pt"))
