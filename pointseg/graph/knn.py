@@ -15,7 +15,8 @@ How (each choice measured in ``benchmarks/knn.py``):
 - Self is forced to rank 0 by writing ``-inf`` on the diagonal: with duplicate points (distance 0
   to another point) rounding could otherwise put a duplicate first.
 - Selection, not distance, dominates dilated graphs (k·d up to 432 of N = 4096). ``torch.topk``
-  copies every row into (value, index) pairs before its nth_element; for k ≥ 32 on CPU float32 we
+  copies every row into (value, index) pairs before its nth_element; on CPU float32 (unless k is
+  tiny relative to N, where topk's heap wins) we
   instead take the k-th smallest value with numpy's SIMD ``np.partition``, keep the entries
   ``<=`` it (exactly k per row unless the k-th value is tied), and sort those k by a composite
   int64 key (order-preserving float bits, column). Rows with a tie at the k-th value are
@@ -40,8 +41,13 @@ METHODS = ("auto", "topk", "partition")
 # Bytes of one (B, chunk, N) float32 score block: ~16 MB keeps the temporaries of a chunk
 # (scores, partition copy, mask) in the last-level cache region; 256 rows × B=4 × N=4096.
 _CHUNK_BYTES = 16 * 1024 * 1024
-# Below this k, torch.topk's heap path is as fast as partition + mask (benchmarks/knn.py).
-_PARTITION_MIN_K = 32
+# torch.topk uses a heap (partial_sort) when k·64 <= N, which is competitive only for k tiny
+# relative to N. Measured per row, one thread: N=4096: k=16 topk 11 µs vs partition 13.5 µs,
+# k=24 14 vs 13, k=64 28 vs 15, k=432 65 vs 26; N=1024: k=16 5.5 vs 3.6. So partition when
+# k · _PARTITION_RATIO > N.
+_PARTITION_RATIO = 256
+# Score blocks smaller than this (elements) are selected inline: thread hand-off costs more.
+_MIN_PARALLEL = 1 << 18
 
 
 def check_points(x: Tensor, k: int, name: str = "knn") -> None:
@@ -142,7 +148,7 @@ def _select_np(s: np.ndarray, k: int, workers: int) -> np.ndarray:
     """(R, N) float32 → (R, k) int64 indices of the k smallest per row, split over threads."""
     r = s.shape[0]
     out = np.empty((r, k), dtype=np.int64)
-    parts = min(workers, r)
+    parts = min(workers, r) if s.size >= _MIN_PARALLEL else 1
     if parts <= 1:
         _select_rows_np(s, k, out)
         return out
@@ -186,7 +192,9 @@ def _topk_indices(
         raise ValueError(
             f"{name}: method='partition' needs a float32 CPU tensor; got {x.dtype} on {x.device}"
         )
-    use_np = method == "partition" or (method == "auto" and on_cpu_f32 and kmax >= _PARTITION_MIN_K)
+    use_np = method == "partition" or (
+        method == "auto" and on_cpu_f32 and kmax * _PARTITION_RATIO > N
+    )
     xc = x - x.mean(dim=1, keepdim=True)  # (B, N, C) centred: avoids cancellation
     xt = xc.transpose(1, 2).contiguous()  # (B, C, N)
     sq = xc.pow(2).sum(dim=-1).unsqueeze(1)  # (B, 1, N)
@@ -221,8 +229,8 @@ def knn(x: Tensor, k: int, *, chunk_size: int | None = None, method: str = "auto
         k: neighbours per point, self included (``1 <= k <= N``).
         chunk_size: query rows per chunk (memory O(B · chunk · N)); default ~16 MB of scores.
         method: ``"topk"`` (torch.topk, any device), ``"partition"`` (numpy SIMD partition,
-            CPU float32 only), or ``"auto"`` (partition on CPU float32 when k >= 32). Both give
-            the exact k nearest; they may order exactly tied distances differently.
+            CPU float32 only), or ``"auto"`` (partition on CPU float32 unless k <= N / 256).
+            Both give the exact k nearest; they may order exactly tied distances differently.
 
     Raises:
         ValueError: x not (B, N, C) / empty / N < k / k < 1 / non-finite values.
