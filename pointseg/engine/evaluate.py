@@ -789,7 +789,8 @@ def six_fold(
             "this is not the full 6-fold protocol"
         )
         warnings.warn(msg, stacklevel=2)
-        say(f"warning: {msg}")
+        if print_fn is not None:
+            print(f"warning: {msg}", file=sys.stderr)
 
     keys = ["block", "room"] if protocol == "both" else [protocol]
     per_fold: list[dict[str, Any]] = []
