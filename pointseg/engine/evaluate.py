@@ -9,10 +9,12 @@ S3DIS protocols (DESIGN §4; every report names which one it is):
   sliding blocks (`room_to_blocks(..., stride=0.5, cover_all=True)`: blocks with more than
   `num_point` points are split into several samples so every point of a kept block is sampled at
   least once). Softmax class probabilities are summed per original point over all blocks (and
-  samples) that contain it and divided by its vote count. Points of dropped blocks (fewer than
-  `min_points` points) are left unscored; they take the averaged probabilities of their nearest
-  scored point (3-D kd-tree, `scipy.spatial.cKDTree`). Memory per room: the blocks of that room
-  plus one (n_points, num_classes) float32 accumulator; inference runs over batches of blocks.
+  samples) that contain it and divided by its vote count (a point duplicated to pad a short
+  block votes once per copy). Points of dropped blocks (fewer than `min_points` points) are left
+  unscored; they take the averaged probabilities of their nearest scored point (3-D kd-tree,
+  `scipy.spatial.cKDTree`). Memory per room: the blocks of that room (~0.4 KB per point at
+  stride 0.5) plus one (n_points, num_classes) float32 accumulator; inference runs over batches
+  of blocks, so the model's activations stay those of one batch.
 
 6-fold: six models, one per test area; the confusion matrices of the six test areas are summed
 (pooled intersections and unions) — not the mean of six mIoUs, which is reported next to it,

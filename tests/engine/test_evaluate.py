@@ -83,9 +83,6 @@ def _save_ckpt(path: Path, cfg, *, meta: dict) -> Path:
 
     torch.manual_seed(0)
     model = DeepGCN(cfg)
-    # str(): torch.__version__ is a TorchVersion object, which torch.load(weights_only=True)
-    # refuses; pointseg.checkpoint's default meta stores it as is (reported to its owner).
-    meta = {"torch_version": str(torch.__version__), **meta}
     return save_checkpoint(path, model_config=cfg, model_state=model.state_dict(), meta=meta)
 
 
@@ -388,7 +385,6 @@ def test_eval_errors_are_clear(s3dis_setup, tmp_path, capsys):
         tmp_path / "wrong" / "best.pt",
         model_config=_tiny_config(),
         model_state=DeepGCN(_tiny_config(channels=12)).state_dict(),
-        meta={"torch_version": str(torch.__version__)},
     )
     assert "shape mismatches" in run(str(wrong))
     assert "CUDA is not available" in run(ckpt, "--device", "cuda") or torch.cuda.is_available()
