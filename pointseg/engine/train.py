@@ -631,6 +631,7 @@ def _modelnet_data(cfg: TrainConfig) -> DataBundle:
     points, _ = full[0]
     classes = list(getattr(full, "classes", None) or M.MODELNET40_CLASSES)
     info = {
+        "num_point": n_points,
         "dataset": "modelnet40",
         "data": str(root.resolve()),
         "format": kind,
@@ -685,6 +686,13 @@ def build_model_config(cfg: TrainConfig, data: DataBundle):
         raise ConfigError(
             f"model {cfg.model!r} predicts {mcfg.num_classes} classes but the {cfg.dataset} data has "
             f"{data.num_classes}; set --set model.num_classes={data.num_classes}"
+        )
+    points = data.info.get("num_point") or cfg.num_points
+    if points is not None and mcfg.min_points > points:
+        raise ConfigError(
+            f"model {cfg.model!r} needs at least k·d = {mcfg.min_points} points per sample (k={mcfg.k}, "
+            f"deepest dilation {mcfg.max_dilation()}) but samples have {points}; use more points "
+            f"(--num-points / blocks --num-point), a smaller k, fewer blocks or --set model.dilation=false"
         )
     return mcfg
 

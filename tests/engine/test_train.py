@@ -366,6 +366,10 @@ def test_cli_bad_input_gives_one_line_errors(blocks, tmp_path, capsys):
         ["train", "s3dis", "--config", str(bad), "--blocks", str(blocks), *common], capsys
     )
     assert rc == 1 and "'epoch'" in err and "epochs" in err
+    rc, err = cli(
+        ["train", "s3dis", "--blocks", str(blocks), "--set", "model.num_blocks=12", *common], capsys
+    )
+    assert rc == 1 and "at least k·d = 176 points" in err and "samples have 32" in err
     rc, err = cli(["train", "s3dis", *common], capsys)
     assert rc == 1 and "--blocks" in err
     rc, err = cli(["train", "modelnet40", "--data", str(tmp_path / "none"), *common], capsys)
