@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from pointseg.graph import knn, knn_ranks
-from pointseg.graph.knn import _select_rows_np, default_chunk_size
+from pointseg.graph.knn import _MIN_PARALLEL, _select_np, _select_rows_np, default_chunk_size
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
@@ -235,3 +236,25 @@ def test_real_s3dis_xyz_exact_up_to_ties():
     torch.testing.assert_close(got, want, rtol=0, atol=tol)
     assert (got == want).double().mean() >= 0.999
     assert torch.equal(idx[..., 0], torch.arange(1024).expand(2, -1))
+
+
+def _select_in_child(s: np.ndarray, want: np.ndarray) -> None:
+    # Runs in a forked child: the parent's pool threads do not exist here.
+    got = _select_np(s, 40, workers=2)
+    raise SystemExit(0 if np.array_equal(got, want) else 3)
+
+
+def test_thread_pool_survives_fork():
+    # DataLoader workers fork: a pool inherited from the parent has no threads and would hang.
+    rng = np.random.default_rng(0)
+    s = rng.standard_normal((600, 512)).astype(np.float32)
+    assert s.size >= _MIN_PARALLEL  # so the pool is used, not the inline path
+    want = _select_np(s, 40, workers=2)  # creates the pool in the parent
+    np.testing.assert_array_equal(want, np.argsort(s, axis=1, kind="stable")[:, :40])
+    proc = multiprocessing.get_context("fork").Process(target=_select_in_child, args=(s, want))
+    proc.start()
+    proc.join(timeout=60)
+    if proc.is_alive():
+        proc.kill()
+        pytest.fail("knn selection hung in a forked child")
+    assert proc.exitcode == 0
