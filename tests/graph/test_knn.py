@@ -258,3 +258,13 @@ def test_thread_pool_survives_fork():
         proc.kill()
         pytest.fail("knn selection hung in a forked child")
     assert proc.exitcode == 0
+
+
+def test_non_contiguous_and_half_inputs():
+    torch.manual_seed(11)
+    x_cn = torch.randn(2, 8, 150)  # channels-first storage, as a conv layer would hold it
+    x = x_cn.transpose(1, 2)  # (B, N, C) non-contiguous view
+    assert not x.is_contiguous()
+    assert torch.equal(knn(x, 40), knn(x.contiguous(), 40))
+    xh = x.contiguous().half()  # ranked in float32 (half matmuls are slow and coarse on CPU)
+    assert torch.equal(knn(xh, 40), knn(xh.float(), 40))
