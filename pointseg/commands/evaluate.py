@@ -19,7 +19,13 @@ def _positive_float(s: str) -> float:
     return v
 
 
-def _add_num_points(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice)",
+    )
     p.add_argument(
         "--num-points",
         "--num-point",
@@ -100,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seed of block sampling / voting augmentations (default 0)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    _add_num_points(p)
+    _add_common(p)
     _add_s3dis_options(p)
     p.add_argument(
         "--no-predictions",
@@ -147,14 +153,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--no-progress", action="store_true")
     q.add_argument("--no-predictions", action="store_true")
-    _add_num_points(q)
+    _add_common(q)
     _add_s3dis_options(q)
     q.set_defaults(func=run_six_fold)
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
 
 def run_eval(args: argparse.Namespace) -> int:
     from pointseg.engine.evaluate import evaluate_checkpoint
 
+    _set_threads(args)
     evaluate_checkpoint(
         args.checkpoint,
         area=args.area,
@@ -180,6 +194,7 @@ def run_six_fold(args: argparse.Namespace) -> int:
 
     from pointseg.engine.evaluate import six_fold
 
+    _set_threads(args)
     with warnings.catch_warnings():
         # six_fold prints its own "pooling k of 6 folds" warning line; skip Python's duplicate.
         warnings.simplefilter("ignore", UserWarning)
