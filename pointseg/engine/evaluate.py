@@ -39,6 +39,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from pointseg.engine.report import (
+    fmt_pct,
+    format_class_table,
+    format_metrics_table,
+    plot_confusion,
+    write_confusion_csv,
+    write_json,
+    write_per_class_csv,
+)
 from pointseg.errors import ConfigError, DataError
 from pointseg.io import atomic_write
 from pointseg.metrics import ConfusionMatrix, mean_of_mious
@@ -558,11 +567,6 @@ def evaluate_s3dis(
     With `reuse=True`, protocols whose confusion matrix is already in `out/metrics.json` for the
     same checkpoint (sha256) and settings are not recomputed.
     """
-    from pointseg.engine.report import (
-        format_class_table,
-        format_metrics_table,
-    )
-
     say = print_fn or (lambda s: None)
     t_start = time.perf_counter()
     path = resolve_checkpoint(checkpoint)
@@ -675,6 +679,22 @@ def evaluate_s3dis(
         }
         say(f"\n[{name}] S3DIS Area_{area}\n{format_class_table(cm, names)}")
 
+    # Keep the other protocol of an earlier `pointseg eval` of the same checkpoint in the same
+    # folder (its confusion_*.csv/png stay on disk), so metrics.json never disagrees with them.
+    try:
+        prev = json.loads((out / "metrics.json").read_text())
+        if prev.get("checkpoint_sha256") == sha and int(prev.get("test_area", -1)) == area:
+            for name in PROTOCOLS.values():
+                if name in prev.get("protocols", {}) and name not in entries:
+                    entries[name] = {**prev["protocols"][name], "reused": True}
+                    results[name] = ConfusionMatrix.from_matrix(
+                        entries[name]["confusion"], class_names=names
+                    )
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    order = list(PROTOCOLS.values())
+    entries = dict(sorted(entries.items(), key=lambda kv: order.index(kv[0])))
+    results = dict(sorted(results.items(), key=lambda kv: order.index(kv[0])))
     metrics = {
         "dataset": "s3dis",
         "task": "segmentation",
@@ -704,13 +724,6 @@ def _write_outputs(
     *,
     title_prefix: str,
 ) -> None:
-    from pointseg.engine.report import (
-        plot_confusion,
-        write_confusion_csv,
-        write_json,
-        write_per_class_csv,
-    )
-
     out.mkdir(parents=True, exist_ok=True)
     short = {v: k for k, v in PROTOCOLS.items()}
     for name, cm in results.items():
@@ -720,7 +733,7 @@ def _write_outputs(
             out / f"confusion_{tag}.png",
             cm,
             names,
-            title=f"{title_prefix} — {name} (row-normalised); mIoU {100 * cm.miou():.2f}",
+            title=f"{title_prefix} — {name} (row-normalised); mIoU {fmt_pct(cm.miou())}",
         )
     write_per_class_csv(out / "per_class.csv", results, names)
     write_json(out / "metrics.json", metrics)
@@ -751,7 +764,6 @@ def six_fold(
     reused. Each test area must appear once; fewer than six runs are pooled with a warning.
     """
     from pointseg.checkpoint import load_checkpoint
-    from pointseg.engine.report import format_metrics_table
 
     say = print_fn or (lambda s: None)
     if not runs:
@@ -818,7 +830,8 @@ def six_fold(
         )
         names = m["classes"]
         fold = {"test_area": a, "checkpoint": str(p.resolve()), "protocols": {}}
-        for name, entry in m["protocols"].items():
+        for name in fold_cms:
+            entry = m["protocols"][name]
             fold_cms[name].append(
                 ConfusionMatrix.from_matrix(entry["confusion"], class_names=names)
             )
@@ -826,7 +839,7 @@ def six_fold(
                 k: entry.get(k) for k in ("oa", "macc", "miou", "points", "reused") if k in entry
             }
             say(
-                f"  {name}: mIoU {100 * entry['miou']:.2f}  OA {100 * entry['oa']:.2f}"
+                f"  {name}: mIoU {fmt_pct(entry['miou'])}  OA {fmt_pct(entry['oa'])}"
                 + ("  (reused)" if entry.get("reused") else "")
             )
         per_fold.append(fold)
@@ -861,8 +874,8 @@ def six_fold(
     )
     for name, e in entries.items():
         say(
-            f"{name}: pooled mIoU {100 * e['miou']:.2f}; mean of per-fold mIoUs (not the {label} metric) "
-            f"{100 * e['mean_of_fold_mious']:.2f}"
+            f"{name}: pooled mIoU {fmt_pct(e['miou'])}; mean of per-fold mIoUs (not the {label} metric) "
+            f"{fmt_pct(e['mean_of_fold_mious'])}"
         )
     say(f"wrote {out}")
     return metrics
@@ -976,8 +989,6 @@ def evaluate_modelnet_checkpoint(
     print_fn: Print | None = print,
 ) -> dict[str, Any]:
     """`pointseg eval` for a ModelNet40 classification checkpoint: OA, mAcc, per-class accuracy."""
-    from pointseg.engine.report import format_class_table
-
     say = print_fn or (lambda s: None)
     t0 = time.perf_counter()
     path = resolve_checkpoint(checkpoint)
@@ -1039,7 +1050,7 @@ def evaluate_modelnet_checkpoint(
     shown = [n for n, keep in zip(names, present, strict=True) if keep]
     sub = ConfusionMatrix.from_matrix(cm.matrix[np.ix_(present, present)], class_names=shown)
     say(f"\n[ModelNet {name}] classes present in the test split\n{format_class_table(sub, shown)}")
-    say(f"ModelNet ({name}): OA {100 * cm.oa():.2f}  mAcc {100 * cm.macc():.2f}; wrote {out}")
+    say(f"ModelNet ({name}): OA {fmt_pct(cm.oa())}  mAcc {fmt_pct(cm.macc())}; wrote {out}")
     return metrics
 
 

@@ -298,6 +298,15 @@ def test_eval_default_out_dir_and_room_only(s3dis_setup):
     assert (out / "metrics.json").is_file() and not (out / "predictions").exists()
     assert list(m["protocols"]) == ["whole-room"] and not (out / "confusion_block.csv").exists()
     assert m["protocols"]["whole-room"]["points"] == 920
+    # A later block-only eval into the same folder keeps the whole-room result of this checkpoint.
+    m2 = E.evaluate_s3dis(ckpt, protocol="block", progress=False, print_fn=None)
+    assert list(m2["protocols"]) == ["block-sampled", "whole-room"]
+    assert m2["protocols"]["whole-room"]["confusion"] == m["protocols"]["whole-room"]["confusion"]
+    assert m2["protocols"]["whole-room"]["reused"] is True
+    assert {r["protocol"] for r in read_per_class_csv(out / "per_class.csv")} == {
+        "block-sampled",
+        "whole-room",
+    }
 
 
 # ------------------------------------------------------------------------------------- 6-fold
