@@ -13,6 +13,8 @@ deep_gcns_torch ``DenseDilated``; rank 0 is not forced). The ranks come from
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import Tensor, nn
 
@@ -23,7 +25,7 @@ __all__ = ["select_ranks", "dilated_knn", "dilated_from_sorted", "DilatedKnnGrap
 
 def _check_kd(k: int, dilation: int, name: str) -> None:
     for key, val in (("k", k), ("dilation", dilation)):
-        if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+        if isinstance(val, bool) or not isinstance(val, numbers.Integral) or val < 1:
             raise ValueError(f"{name}: {key} must be an int >= 1; got {val!r}")
 
 
@@ -45,6 +47,7 @@ def select_ranks(
     _check_kd(k, dilation, "select_ranks")
     if not 0.0 <= float(epsilon) <= 1.0:
         raise ValueError(f"select_ranks: epsilon must be in [0, 1]; got {epsilon!r}")
+    k, dilation = int(k), int(dilation)
     if stochastic and training:
         coin = torch.rand(1, generator=generator).item()
         if coin < epsilon:
@@ -56,6 +59,7 @@ def select_ranks(
 def dilated_from_sorted(idx_kd: Tensor, k: int, dilation: int) -> Tensor:
     """Dilate a nearest-first neighbour list: (…, ≥k·d) → (…, k) with ranks 0, d, …, (k−1)d."""
     _check_kd(k, dilation, "dilated_from_sorted")
+    k, dilation = int(k), int(dilation)
     if idx_kd.shape[-1] < k * dilation:
         raise ValueError(
             f"dilated_from_sorted: idx_kd must have >= k*dilation={k * dilation} neighbours in its "
@@ -83,6 +87,7 @@ def dilated_knn(
     :func:`pointseg.graph.knn.knn` for ``chunk_size`` / ``method``.
     """
     _check_kd(k, dilation, "dilated_knn")
+    k, dilation = int(k), int(dilation)
     if isinstance(x, Tensor) and x.dim() == 3 and x.shape[1] < k * dilation:
         raise ValueError(
             f"dilated_knn: x must be (B, N, C) with N >= k*dilation={k}*{dilation}={k * dilation}; "
@@ -111,6 +116,7 @@ class DilatedKnnGraph(nn.Module):
     ) -> None:
         super().__init__()
         _check_kd(k, dilation, "DilatedKnnGraph")
+        k, dilation = int(k), int(dilation)
         if not 0.0 <= float(epsilon) <= 1.0:
             raise ValueError(f"DilatedKnnGraph: epsilon must be in [0, 1]; got {epsilon!r}")
         self.k = k

@@ -15,17 +15,18 @@ How (each choice measured in ``benchmarks/knn.py``):
 - Self is forced to rank 0 by writing ``-inf`` on the diagonal: with duplicate points (distance 0
   to another point) rounding could otherwise put a duplicate first.
 - Selection, not distance, dominates dilated graphs (k·d up to 432 of N = 4096). ``torch.topk``
-  copies every row into (value, index) pairs before its nth_element; on CPU float32 (unless k is
-  tiny relative to N, where topk's heap wins) we
-  instead take the k-th smallest value with numpy's SIMD ``np.partition``, keep the entries
-  ``<=`` it (exactly k per row unless the k-th value is tied), and sort those k by a composite
-  int64 key (order-preserving float bits, column). Rows with a tie at the k-th value are
-  resolved with the same key over the whole row, so ties always go to the lower index.
-  Row blocks run in a small thread pool (numpy releases the GIL).
+  copies every row into (value, index) pairs before its nth_element. On CPU float32 (unless k is
+  tiny relative to N, where topk's heap wins) we instead take the k-th smallest value with
+  numpy's SIMD ``np.partition``, keep the entries ``<=`` it (exactly k per row unless the k-th
+  value is tied), and sort those k by a composite int64 key (order-preserving float bits,
+  column). Rows with a tie at the k-th value are resolved with the same key over the whole row,
+  so ties always go to the lower index. Row blocks are split over a thread pool of
+  ``torch.get_num_threads()`` workers (numpy releases the GIL; the pool is rebuilt after fork).
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -56,7 +57,7 @@ def check_points(x: Tensor, k: int, name: str = "knn") -> None:
         raise ValueError(
             f"{name}: x must be a torch.Tensor of shape (B, N, C); got {type(x).__name__}"
         )
-    if isinstance(k, bool) or not isinstance(k, int):
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise ValueError(f"{name}: k must be an int >= 1; got {k!r}")
     if k < 1:
         raise ValueError(f"{name}: k must be >= 1; got k={k}")
@@ -236,7 +237,7 @@ def knn(x: Tensor, k: int, *, chunk_size: int | None = None, method: str = "auto
         ValueError: x not (B, N, C) / empty / N < k / k < 1 / non-finite values.
     """
     check_points(x, k, "knn")
-    return _topk_indices(x, k, chunk_size=chunk_size, method=method, name="knn")
+    return _topk_indices(x, int(k), chunk_size=chunk_size, method=method, name="knn")
 
 
 @torch.no_grad()

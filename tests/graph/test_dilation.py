@@ -157,6 +157,13 @@ def test_no_gradient_through_graph():
     assert not idx2.requires_grad
 
 
+def test_numpy_integer_arguments():
+    torch.manual_seed(12)
+    x = torch.randn(1, 40, 3)
+    assert torch.equal(dilated_knn(x, np.int64(4), np.int32(3)), dilated_knn(x, 4, 3))
+    assert DilatedKnnGraph(np.int64(4), np.int64(2)).k == 4
+
+
 def test_works_with_b1_and_n_equal_kd():
     torch.manual_seed(9)
     x = torch.randn(1, 12, 3)
