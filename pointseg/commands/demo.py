@@ -36,22 +36,25 @@ DEMO_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "synth": {"areas": 3, "rooms_per_area": 2, "density": 1.0},
     "test_area": 3,
-    "blocks": {"num_point": 512, "block_size": 1.0, "stride": 0.5, "min_points": 100},
-    # Same depth, width, k and head for both; only the block type (and dilation) differ.
+    "blocks": {"num_point": 256, "block_size": 1.0, "stride": 0.5, "min_points": 100},
+    # Same depth, width, k and head for both; only the block type (and dilation) differ. 56 graph
+    # layers of 8 channels: deep enough that the plain stack visibly trains worse within minutes
+    # (at 28 layers × 16 channels the two were still close after 120 steps). k = 4 keeps the
+    # deepest dilated graph (k·d = 4·55 = 220 neighbours) inside a 256-point block.
     "models": {
-        "PlainGCN-28": {
+        "PlainGCN-56": {
             "name": "plaingcn28",
-            "channels": 16,
-            "num_blocks": 28,
-            "k": 8,
+            "channels": 8,
+            "num_blocks": 56,
+            "k": 4,
             "fusion_channels": 128,
             "head_channels": [64, 32],
         },
-        "ResGCN-28": {
+        "ResGCN-56": {
             "name": "resgcn28",
-            "channels": 16,
-            "num_blocks": 28,
-            "k": 8,
+            "channels": 8,
+            "num_blocks": 56,
+            "k": 4,
             "fusion_channels": 128,
             "head_channels": [64, 32],
         },
@@ -66,7 +69,8 @@ DEMO_DEFAULTS: dict[str, Any] = {
         "gamma": 0.5,
         "val_fraction": 0.25,
     },
-    "eval": {"stride": 0.5, "batch_size": 16},
+    # Whole-room evaluation with the paper's test stride (1 m); cover_all still scores every point.
+    "eval": {"stride": 1.0, "batch_size": 16},
 }
 
 # --quick: a tiny version (< 60 s) that exercises every stage and report file.
@@ -75,7 +79,7 @@ QUICK_OVERRIDES: dict[str, Any] = {
     "test_area": 2,
     "blocks": {"num_point": 128, "min_points": 30},
     "models": {
-        "PlainGCN-28": {
+        "PlainGCN-5": {
             "name": "plaingcn28",
             "channels": 8,
             "num_blocks": 5,
@@ -83,7 +87,7 @@ QUICK_OVERRIDES: dict[str, Any] = {
             "fusion_channels": 16,
             "head_channels": [16, 16],
         },
-        "ResGCN-28": {
+        "ResGCN-5": {
             "name": "resgcn28",
             "channels": 8,
             "num_blocks": 5,
@@ -92,7 +96,6 @@ QUICK_OVERRIDES: dict[str, Any] = {
             "head_channels": [16, 16],
         },
     },
-    "rename": {"PlainGCN-28": "PlainGCN-5", "ResGCN-28": "ResGCN-5"},
     "train": {
         "epochs": 1,
         "batch_size": 8,
@@ -103,7 +106,7 @@ QUICK_OVERRIDES: dict[str, Any] = {
     "eval": {"stride": 1.0, "batch_size": 32},
 }
 
-_TOP_KEYS = set(DEMO_DEFAULTS) | {"rename"}
+_TOP_KEYS = set(DEMO_DEFAULTS)
 
 
 def _merge(base: dict, over: dict, path: str = "") -> dict:
@@ -126,8 +129,7 @@ def demo_config(quick: bool = False, config: str | Path | None = None) -> dict:
     """DEMO_DEFAULTS, then the --quick overrides, then a YAML file (merged key by key)."""
     cfg = copy.deepcopy(DEMO_DEFAULTS)
     if quick:
-        cfg = _merge(cfg, {k: v for k, v in QUICK_OVERRIDES.items() if k != "rename"})
-        cfg["models"] = {QUICK_OVERRIDES["rename"][k]: v for k, v in cfg["models"].items()}
+        cfg = _merge(cfg, QUICK_OVERRIDES)  # `models` is replaced as a whole
     if config is not None:
         from pointseg.engine.train import load_config_file
 
