@@ -247,6 +247,8 @@ def _wall_distance(xyz, L, W):
 
 
 def test_classes_are_geometrically_plausible(rooms_by_type):
+    # Thresholds "reaches the floor / ceiling" allow 0.15 m: at low density a thin part has few
+    # points, and none may fall in the lowest few cm.
     for room in rooms_by_type:
         L, W, H = room.size
         by = {}
@@ -260,13 +262,13 @@ def test_classes_are_geometrically_plausible(rooms_by_type):
         for b in by["beam"]:  # beams hang 0.2-0.45 m under the ceiling
             assert b[:, 2].min() > H - 0.45 - TOL and b[:, 2].max() < H + TOL
         for c in by["column"]:  # columns span floor to ceiling, against a wall
-            assert c[:, 2].min() < 0.05 and c[:, 2].max() > H - 0.05
+            assert c[:, 2].min() < 0.15 and c[:, 2].max() > H - 0.15
             assert _wall_distance(c, L, W).min() < TOL + 0.01
         for t in by["table"]:  # tops at table height (coffee tables 0.4-0.5, desks ≤ 0.78)
             assert 0.38 < t[:, 2].max() < 0.8
-            assert t[:, 2].min() < 0.05  # legs reach the floor
+            assert t[:, 2].min() < 0.15  # legs reach the floor
         for c in by["chair"]:
-            assert c[:, 2].min() < 0.1 and 0.75 < c[:, 2].max() < 1.1  # on the floor (casters)
+            assert c[:, 2].min() < 0.15 and 0.75 < c[:, 2].max() < 1.1  # on the floor
         for s in by["sofa"]:
             assert s[:, 2].max() < 0.9 and _wall_distance(s, L, W).min() < 0.05
         for b in by["board"]:  # thin panels hanging on a wall
@@ -274,7 +276,7 @@ def test_classes_are_geometrically_plausible(rooms_by_type):
             assert b[:, 2].min() > 0.8 and b[:, 2].max() < 2.4
         for d in by["door"]:  # doors sit in the wall planes, from the floor up to ≤ 2.3 m
             assert _wall_distance(d, L, W).max() < 0.1
-            assert d[:, 2].min() < 0.05 and d[:, 2].max() < 2.3
+            assert d[:, 2].min() < 0.15 and d[:, 2].max() < 2.3
         for w in by["window"]:  # windows are recessed into wall openings
             assert _wall_distance(w, L, W).max() < 0.25
             assert w[:, 2].min() > 0.6 and w[:, 2].max() < H - 0.3
