@@ -362,6 +362,12 @@ def run_demo(
         _picture(out / "comparison.png", f"Area_{test_area}/{room}", panels, xyz)
     summary = _summary(cfg, quick, index, manifest, test_area, results, train_info, stage, labels)
     summary["seconds"]["total"] = stage.total
+    # CPU time of this process: on a shared machine the wall-clock total overstates the demo's cost.
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    summary["cpu_seconds"] = ru.ru_utime + ru.ru_stime
+    summary["threads"] = torch.get_num_threads()
     write_json(out / "demo.json", summary)
     atomic_write_text(
         out / "report.md",
@@ -471,6 +477,11 @@ def _markdown(
         lines.append(f"| {name} | {s:.1f} |")
     lines += [
         "",
+        f"Process CPU time {summary.get('cpu_seconds', float('nan')):.0f} s with {summary.get('threads', '?')} torch threads "
+        "(wall-clock time is higher when other jobs share the CPU).",
+    ]
+    lines += [
+        "",
         "## Settings",
         "",
         "```json",
@@ -518,6 +529,10 @@ def run(args: argparse.Namespace) -> int:
     print(
         "\n[demo] stage times: "
         + ", ".join(f"{k} {v:.1f}s" for k, v in summary["seconds"].items()),
+        file=sys.stderr,
+    )
+    print(
+        f"[demo] process CPU time {summary['cpu_seconds']:.0f} s ({summary['threads']} threads)",
         file=sys.stderr,
     )
     for label, r in summary["models"].items():
