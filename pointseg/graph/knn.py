@@ -145,23 +145,28 @@ def _select_rows_np(s: np.ndarray, k: int, out: np.ndarray) -> None:
     out[tied] = kt & 0xFFFFFFFF
 
 
-def _select_np(s: np.ndarray, k: int, workers: int) -> np.ndarray:
-    """(R, N) float32 → (R, k) int64 indices of the k smallest per row, split over threads."""
-    r = s.shape[0]
-    out = np.empty((r, k), dtype=np.int64)
-    parts = min(workers, r) if s.size >= _MIN_PARALLEL else 1
-    if parts <= 1:
-        _select_rows_np(s, k, out)
-        return out
-    bounds = np.linspace(0, r, parts + 1).astype(int)
+def _run_blocks(blocks: list[tuple[np.ndarray, np.ndarray]], k: int, workers: int) -> None:
+    """Run ``_select_rows_np(s, k, out)`` for each (s, out) block, over the thread pool."""
+    size = sum(s.size for s, _ in blocks)
+    if workers <= 1 or len(blocks) <= 1 or size < _MIN_PARALLEL:
+        for s, o in blocks:
+            _select_rows_np(s, k, o)
+        return
     pool = _get_pool(workers)
-    futures = [
-        pool.submit(_select_rows_np, s[a:b], k, out[a:b])
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-        if b > a
-    ]
+    futures = [pool.submit(_select_rows_np, s, k, o) for s, o in blocks]
     for f in futures:
         f.result()
+
+
+def _row_splits(r: int, parts: int) -> list[tuple[int, int]]:
+    bounds = np.linspace(0, r, max(1, min(parts, r)) + 1).astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def _select_np(s: np.ndarray, k: int, workers: int) -> np.ndarray:
+    """(R, N) float32 → (R, k) int64 indices of the k smallest per row, split over threads."""
+    out = np.empty((s.shape[0], k), dtype=np.int64)
+    _run_blocks([(s[a:b], out[a:b]) for a, b in _row_splits(s.shape[0], workers)], k, workers)
     return out
 
 
@@ -210,12 +215,22 @@ def _topk_indices(
         raise ValueError(f"{name}: chunk_size must be >= 1; got {chunk_size}")
     out = torch.empty(B, N, kmax, dtype=torch.long, device=x.device)
     workers = max(1, torch.get_num_threads())
+    out_np = out.numpy() if use_np else None  # (B, N, kmax) view: workers write in place
     for start in range(0, N, chunk_size):
         stop = min(N, start + chunk_size)
         s = _scores_chunk(xc, xt, sq, start, stop)  # (B, m, N)
         if use_np:
-            sel = _select_np(s.reshape(-1, N).numpy(), kmax, workers)  # (B·m, kmax)
-            out[:, start:stop] = torch.from_numpy(sel).view(B, stop - start, kmax)
+            # Blocks (rows of one batch element) are contiguous in both s and out; no torch op
+            # runs between the distance matmuls, so torch's OpenMP threads are not woken
+            # (idle OpenMP workers spin and would steal cores from the numpy workers).
+            s_np = s.numpy()
+            pieces = _row_splits(stop - start, -(-workers // B))  # ceil(workers / B) per element
+            blocks = [
+                (s_np[b, r0:r1], out_np[b, start + r0 : start + r1])
+                for b in range(B)
+                for r0, r1 in pieces
+            ]
+            _run_blocks(blocks, kmax, workers)
         else:
             out[:, start:stop] = s.topk(kmax, dim=-1, largest=False, sorted=True).indices
     return out
