@@ -268,3 +268,18 @@ def test_non_contiguous_and_half_inputs():
     assert torch.equal(knn(x, 40), knn(x.contiguous(), 40))
     xh = x.contiguous().half()  # ranked in float32 (half matmuls are slow and coarse on CPU)
     assert torch.equal(knn(xh, 40), knn(xh.float(), 40))
+
+
+@pytest.mark.slow
+def test_full_size_partition_equals_topk_up_to_ties():
+    # The benchmark's size: B=2, N=4096, D=64, k·d = 432 (ResGCN-28's deepest block).
+    torch.manual_seed(13)
+    x = torch.randn(2, 4096, 64)
+    a = knn(x, 432, method="topk")
+    b = knn(x, 432, method="partition")
+    assert (a == b).double().mean() > 0.999  # only exact float32 ties may be ordered differently
+    xc = x.double() - x.double().mean(1, keepdim=True)
+    rows = torch.arange(0, 4096, 37)
+    d = (xc[:, rows].unsqueeze(2) - xc.unsqueeze(1)).pow(2).sum(-1)  # (2, R, N) float64
+    da, db = d.gather(-1, a[:, rows]), d.gather(-1, b[:, rows])
+    torch.testing.assert_close(da, db, rtol=0, atol=1e-4)
