@@ -17,8 +17,18 @@ The fused path never builds the 2C-wide edge features and never stores an N·k·
    s < 0; the sign of s is the sign of γ). Hence the max over neighbours commutes with it:
    max_j σ(a_i + p_j) = σ(a_i + ext_j p_j) with ext = max (s ≥ 0) or min (s < 0).
 3. Training-mode statistics (mean and biased variance of z_ij, or of act(z_ij) for conv_act_norm) are
-   computed by one custom autograd function that streams over row chunks, keeps only per-point
-   tensors (a, p, the index, the arg-extreme source index) and recomputes the edge values in backward.
+   computed by streaming over row chunks of the (rows, k, C) edge values, which are recomputed in
+   backward instead of stored.
+4. For relu / leaky_relu / identity the whole layer is one autograd node (`_EdgeConvLayer`) that
+   saves only its input x (alive anyway), the flat neighbour index and ext (B·N·C): a and p are
+   recomputed by two small matmuls in backward. Other monotone activations use per-point autograd
+   ops around `edge_extreme_stats` (saves a, p, ext). Memory per layer is O(B·N·C), not O(B·N·k·C).
+
+Gradient of the max: it goes to the neighbour(s) attaining it; exact ties between distinct
+neighbours (bit-identical features, e.g. duplicated points) share it evenly, as ``torch.amax``
+does, where ``max(dim).values`` gives it all to one of them. Both are valid subgradients and give
+identical parameter gradients; repeated indices of the same neighbour behave exactly like the
+reference.
 
 Running statistics are updated exactly like ``nn.BatchNorm1d`` (momentum or cumulative average,
 unbiased variance for ``running_var``, ``num_batches_tracked``). `edge_conv_reference` is the textbook
@@ -140,6 +150,7 @@ def _extreme_stats_backward(a, p, fidx, ext, mean, g_ext, g_mean, g_var, stats: 
         count = rows * k
         gm = (g_mean if g_mean is not None else torch.zeros_like(mean)) / count
         gv = (g_var if g_var is not None else torch.zeros_like(mean)) * (2.0 / count)
+        c0 = gm - gv * mean  # (C,)
     step = _chunk_rows(k, channels)
     for r0 in range(0, rows, step):
         r1 = min(rows, r0 + step)
@@ -148,27 +159,24 @@ def _extreme_stats_backward(a, p, fidx, ext, mean, g_ext, g_mean, g_var, stats: 
         d = None
         if stats:
             z = g.add(a[r0:r1].unsqueeze(1))  # (r, k, C)
-            deriv = None
+            # d mean/dz = 1/M, d var/dz = 2 (f(z) − mean)/M, times f'(z). Where f'(z) ≠ 0,
+            # f(z) = f'(z)·z for (leaky) ReLU, so d = f'(z)·(gm − gv·mean) + f'(z)²·gv·z.
             if stats == 2:
                 # Float 0/1 masks: comparisons into a float `out` are far faster on CPU than
                 # bool masks that later need converting.
                 deriv = torch.gt(z, 0, out=torch.empty_like(z))  # f'(z) for ReLU
                 if slope:
                     deriv = deriv.mul_(1.0 - slope).add_(slope)
-                    z = z.mul_(deriv)
-                else:
-                    z = z.clamp_(min=0)
-            # d mean/dz = 1/M, d var/dz = 2 (f(z) − mean)/M, times f'(z).
-            d = z.sub_(mean).mul_(gv).add_(gm)
-            if deriv is not None:
-                d = d.mul_(deriv)
+                    z = z.mul_(deriv)  # f(z)
+                d = torch.addcmul(c0, z, gv).mul_(deriv)
+            else:
+                d = torch.addcmul(c0, z, gv)
             grad_a[r0:r1] = d.sum(1)
         if g_ext is not None:
             # (r, k, C) 0/1: neighbours attaining the extreme; ties share the gradient evenly.
             hit = torch.eq(g, ext[r0:r1].unsqueeze(1), out=torch.empty_like(g))
-            share = g_ext[r0:r1] / hit.sum(1)  # (r, C)
-            d_ext = hit.mul_(share.unsqueeze(1))
-            d = d_ext if d is None else d.add_(d_ext)
+            share = (g_ext[r0:r1] / hit.sum(1)).unsqueeze(1)  # (r, 1, C)
+            d = hit.mul_(share) if d is None else d.addcmul_(hit, share)
         if d is not None:
             grad_p.index_add_(0, fi, d.view(-1, channels))
     return grad_a, grad_p
@@ -305,7 +313,7 @@ class _EdgeConvLayer(torch.autograd.Function):
                 g_inv = g_scale * gamma
             else:
                 g_inv = g_scale
-            g_beta = g_shift
+            g_beta = g_shift if beta is not None else None
             if batch_stats:
                 stats = 2 if order == "conv_act_norm" and act != "none" else 1
                 g_mean = -g_shift * scale

@@ -259,3 +259,25 @@ def test_matches_original_resgcn28_layers():
                 conv.fused = fused
                 got = conv(h, neighbours[i]) + h  # ResGCN: conv(h) + h
                 torch.testing.assert_close(got, outputs[i], atol=1e-4, rtol=1e-4, msg=f"block {i}")
+
+
+@pytest.mark.parametrize("variant", ["no_affine", "no_running_stats"])
+@pytest.mark.parametrize("order", ["conv_act_norm", "conv_norm_act"])
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_variants_match_reference(variant, order, training):
+    """BN without affine parameters, or without running stats (batch stats in eval too)."""
+    from pointseg.nn.mlp import PointBatchNorm
+
+    gen = torch.Generator().manual_seed(13)
+    fused = EdgeConv(8, 12, order=order).double()
+    if variant == "no_affine":
+        fused.norm = PointBatchNorm(12, affine=False).double()
+    else:
+        fused.norm = PointBatchNorm(12, track_running_stats=False).double()
+    ref = copy.deepcopy(fused)
+    ref.fused = False
+    fused.train(training)
+    ref.train(training)
+    x = torch.randn(2, 32, 8, generator=gen, dtype=torch.float64)
+    outs, grads = _run_pair(fused, ref, x, _graph(2, 32, 5, gen))
+    _assert_same(fused, ref, outs, grads, tol=1e-10)
