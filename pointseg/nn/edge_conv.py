@@ -26,9 +26,9 @@ The fused path never builds the 2C-wide edge features and never stores an N·k·
 
 Gradient of the max: it goes to the neighbour(s) attaining it; exact ties between distinct
 neighbours (bit-identical features, e.g. duplicated points) share it evenly, as ``torch.amax``
-does, where ``max(dim).values`` gives it all to one of them. Both are valid subgradients and give
-identical parameter gradients; repeated indices of the same neighbour behave exactly like the
-reference.
+does, where ``max(dim).values`` gives it all to one of them. Both are valid subgradients; for
+duplicated points the parameter gradients are identical, and repeated indices of the same
+neighbour behave exactly like the reference.
 
 Running statistics are updated exactly like ``nn.BatchNorm1d`` (momentum or cumulative average,
 unbiased variance for ``running_var``, ``num_batches_tracked``). `edge_conv_reference` is the textbook

@@ -281,3 +281,21 @@ def test_batchnorm_variants_match_reference(variant, order, training):
     x = torch.randn(2, 32, 8, generator=gen, dtype=torch.float64)
     outs, grads = _run_pair(fused, ref, x, _graph(2, 32, 5, gen))
     _assert_same(fused, ref, outs, grads, tol=1e-10)
+
+
+def test_duplicated_points_same_parameter_gradients():
+    """Blocks repeat points when short: ties in the max must not change parameter gradients."""
+    gen = torch.Generator().manual_seed(17)
+    x = torch.randn(1, 24, 6, generator=gen, dtype=torch.float64)
+    x[0, 12:] = x[0, :12]  # every point twice
+    idx = _graph(1, 24, 6, gen)
+    idx[0, :12, 1] = torch.arange(12, 24)  # each point sees its duplicate
+    fused = EdgeConv(6, 8).double()
+    ref = copy.deepcopy(fused)
+    ref.fused = False
+    outs, grads = _run_pair(fused, ref, x, idx)
+    _close(outs[0], outs[1], 1e-10, "output")
+    for (name, pa), (_, pb) in zip(fused.named_parameters(), ref.named_parameters(), strict=True):
+        _close(pa.grad, pb.grad, 1e-10, f"grad {name}")
+    # Input gradients may split between the two copies, but their sum per pair must agree.
+    _close(grads[0][0, :12] + grads[0][0, 12:], grads[1][0, :12] + grads[1][0, 12:], 1e-10, "pairs")
