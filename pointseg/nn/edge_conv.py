@@ -324,7 +324,7 @@ class _EdgeConvLayer(torch.autograd.Function):
             a, p, fidx, ext, mean, du, g_mean, g_var, stats, slope
         )
         grad_a = du if grad_a_stats is None else du + grad_a_stats
-        grad_x = grad_a @ w_a + grad_p @ w_p  # (R, C)
+        grad_x = grad_a @ w_a + grad_p @ w_p if ctx.needs_input_grad[0] else None  # (R, C)
         g_wa, g_wp = grad_a.t() @ x, grad_p.t() @ x  # (C_out, C)
         grad_weight = torch.cat([g_wa, g_wp - g_wa], dim=1)  # W₁ = W_a + W_p, W₂ = W_p
         grad_bias = grad_a.sum(0) if bias is not None else None
