@@ -239,30 +239,37 @@ def test_simulated_crash_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_hard_kill_mid_write_then_resume(tmp_path):
-    """A process killed inside np.savez leaves neither a final npz nor a stale index entry."""
+    """A process killed inside np.savez of its second room: the first room is in the index
+    (per-room index updates), the second has neither a final npz nor an index entry."""
     raw = synthetic_raw(tmp_path)
     out = tmp_path / "out"
     script = textwrap.dedent(
         f"""
         import os, numpy as np
         from pointseg.data import s3dis
-        def die(fh, **arrays):
+        real_savez, calls = np.savez, []
+        def die_on_second(fh, **arrays):
+            calls.append(1)
+            if len(calls) == 1:
+                return real_savez(fh, **arrays)
             fh.write(b"PK partial")
             fh.flush()
             os._exit(9)
-        np.savez = die
+        np.savez = die_on_second
+        s3dis.INDEX_WRITE_INTERVAL = 0.0  # index rewritten after every room
         s3dis.prepare_s3dis({str(raw)!r}, {str(out)!r}, progress=False)
         """
     )
     proc = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=120
     )
-    assert proc.returncode == 9
-    assert list(out.rglob("*.npz")) == []
-    assert len(list(out.rglob(".office_1.npz.*.tmp"))) == 1  # the orphan temp file
-    assert read_index(out)["rooms"] == []
+    assert proc.returncode == 9, proc.stderr
+    assert [p.name for p in out.rglob("*.npz")] == ["office_1.npz"]
+    assert len(list(out.rglob(".office_2.npz.*.tmp"))) == 1  # the orphan temp file
+    assert [e["room"] for e in read_index(out)["rooms"]] == ["office_1"]
     result = prepare_s3dis(raw, out, progress=False)
-    assert result.ok and len(result.done) == 3
+    assert result.ok and [e["room"] for e in result.skipped] == ["office_1"]
+    assert sorted(e["room"] for e in result.done) == ["hallway_1", "office_2"]
     assert list(out.rglob("*.tmp")) == []  # orphan cleaned when its room was redone
 
 
