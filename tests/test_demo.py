@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_quick_demo_writes_the_complete_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--quick", "--no-progress", "--threads", "2"]) == 0
+    assert main(["demo", "--out", str(out), "--quick", "--no-progress"]) == 0
     err = capsys.readouterr().err
     plain, res = "PlainGCN-5", "ResGCN-5"
     for name in (

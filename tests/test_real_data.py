@@ -33,7 +33,7 @@ def test_prepare_train_eval_on_real_rooms(raw, tmp_path, capsys):
                  "--num-point", "256", "--areas", "1", "--no-progress"]) == 0  # fmt: skip
     rc = main(["train", "s3dis", "--blocks", str(blocks), "--cache", str(cache), "--test-area", "5",
                "--model", "resgcn4_tiny", "--epochs", "1", "--batch-size", "8", "--max-train-samples", "24",
-               "--max-val-samples", "8", "--out", str(runs), "--run", "real", "--threads", "2",
+               "--max-val-samples", "8", "--out", str(runs), "--run", "real", "--threads", "1",
                "--no-progress", "--no-tensorboard"])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 0, err
