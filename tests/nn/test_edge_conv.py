@@ -299,3 +299,26 @@ def test_duplicated_points_same_parameter_gradients():
         _close(pa.grad, pb.grad, 1e-10, f"grad {name}")
     # Input gradients may split between the two copies, but their sum per pair must agree.
     _close(grads[0][0, :12] + grads[0][0, 12:], grads[1][0, :12] + grads[1][0, 12:], 1e-10, "pairs")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("order", ["conv_act_norm", "conv_norm_act"])
+def test_many_chunks_and_workers_match_reference(monkeypatch, threads, order):
+    """Tiny chunks (many of them) dealt to 1 or 2 workers: same results as the reference."""
+    import pointseg.nn.edge_conv as edge_conv
+
+    monkeypatch.setattr(edge_conv, "_CHUNK_ELEMENTS", 7 * 6 * 12)  # 7 rows per chunk
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        gen = torch.Generator().manual_seed(19)
+        fused = EdgeConv(8, 12, order=order).double()
+        _randomise_bn(fused, gen, "mixed")
+        ref = copy.deepcopy(fused)
+        ref.fused = False
+        x = torch.randn(2, 40, 8, generator=gen, dtype=torch.float64)
+        outs, grads = _run_pair(fused, ref, x, _graph(2, 40, 6, gen), steps=2)
+        _assert_same(fused, ref, outs, grads, tol=1e-10)
+        assert torch.get_num_threads() == threads  # restored after the layer ran single-threaded
+    finally:
+        torch.set_num_threads(previous)
