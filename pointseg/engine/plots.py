@@ -86,7 +86,7 @@ def plot_history(
         if xs:
             ax_metric.plot(xs, ys, "o-", color=colour, ms=3, label=label)
     ax_metric.set_xlabel("epoch")
-    ax_metric.set_ylim(0, 1)
+    ax_metric.set_ylim(bottom=0.0)  # top autoscaled: small values stay readable
     ax_metric.set_title("metrics")
     ax_metric.grid(alpha=0.3)
     if ax_metric.get_legend_handles_labels()[0]:
@@ -131,7 +131,7 @@ def plot_loss_comparison(
     ax_loss.grid(alpha=0.3)
     ax_loss.legend(fontsize=8)
     ax_metric.set_xlabel("epoch")
-    ax_metric.set_ylim(0, 1)
+    ax_metric.set_ylim(bottom=0.0)  # top autoscaled: small values stay readable
     ax_metric.set_title(metric_label)
     ax_metric.grid(alpha=0.3)
     ax_metric.legend(fontsize=8)
