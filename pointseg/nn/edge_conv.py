@@ -20,8 +20,8 @@ The fused path never builds the 2C-wide edge features and never stores an N·k·
    computed by streaming over row chunks of the (rows, k, C) edge values, which are recomputed in
    backward instead of stored.
 4. For relu / leaky_relu / identity the whole layer is one autograd node (`_EdgeConvLayer`) that
-   saves only its input x (alive anyway), the flat neighbour index and ext (B·N·C): a and p are
-   recomputed by two small matmuls in backward. Other monotone activations use per-point autograd
+   saves only its input x (alive anyway) and the flat neighbour index: a and p are recomputed by
+   two small matmuls in backward, ext and the edge values chunk by chunk. Other monotone activations use per-point autograd
    ops around `edge_extreme_stats` (saves a, p, ext). Memory per layer is O(B·N·C), not O(B·N·k·C).
 
 Gradient of the max: it goes to the neighbour(s) attaining it; exact ties between distinct
@@ -309,9 +309,9 @@ def _act_grad(grad: torch.Tensor, v: torch.Tensor, kind: str, slope: float) -> t
 class _EdgeConvLayer(torch.autograd.Function):
     """A whole fused EdgeConv layer (Linear + BN + relu/leaky_relu/identity + max) in one node.
 
-    Saves only the layer input x (alive anyway as the previous layer's output), the flat index,
-    ext = max/min_j p_j (R, C) and per-channel vectors; a and p are recomputed in backward by two
-    small matmuls, the edge values chunk by chunk. cfg = (order, act, slope, has_norm, batch_stats,
+    Saves only the layer input x (alive anyway as the previous layer's output), the flat index
+    and per-channel vectors; a and p are recomputed in backward by two small matmuls, ext and the
+    edge values chunk by chunk. cfg = (order, act, slope, has_norm, batch_stats,
     eps). Returns out (R, C_out) and the batch mean / biased var (for the running statistics;
     empty when not computed).
     """
@@ -354,7 +354,9 @@ class _EdgeConvLayer(torch.autograd.Function):
                 out = _act(u, act, slope).mul_(scale).add_(shift)
         else:
             out = _act(u, act, slope)
-        ctx.save_for_backward(x, weight, bias, gamma, beta, fidx, ext, mean, inv)
+        # ext is not saved: recomputing it (one gather + amax per chunk) costs less than keeping
+        # B·N·C floats per layer alive until backward.
+        ctx.save_for_backward(x, weight, bias, gamma, beta, fidx, mean, inv)
         ctx.cfg = cfg
         if stats:
             mean_out, var_out = mean.detach().clone(), var.detach().clone()
@@ -370,12 +372,16 @@ class _EdgeConvLayer(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, workers, grad):
-        x, weight, bias, gamma, beta, fidx, ext, mean, inv = ctx.saved_tensors
+        x, weight, bias, gamma, beta, fidx, mean, inv = ctx.saved_tensors
         order, act, slope, has_norm, batch_stats, eps = ctx.cfg
         c = x.shape[1]
         w_a, w_p = weight[:, :c] - weight[:, c:], weight[:, c:]
         a = F.linear(x, w_a, bias)  # recomputed (R, C_out)
         p = F.linear(x, w_p)
+        sgn = None
+        if has_norm and gamma is not None:
+            sgn = torch.where(gamma >= 0, 1.0, -1.0).to(p.dtype)
+        ext = _extreme_stats_forward(a, p, fidx, sgn, 0, 0.0, workers)[0]  # (R, C_out)
         u = a + ext
         g_gamma = g_beta = g_mean = g_var = None
         stats = 0
