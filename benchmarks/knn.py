@@ -32,11 +32,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-import torch
+# Before torch is imported (libgomp reads it at load): idle OpenMP workers sleep instead of
+# spinning on the cores the numpy kNN selection threads need (see pointseg/__init__.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]

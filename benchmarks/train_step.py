@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -37,7 +38,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
+# Before torch is imported (libgomp reads it at load): idle OpenMP workers sleep instead of
+# spinning on the cores the numpy kNN selection threads need (see pointseg/__init__.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]

