@@ -87,6 +87,24 @@ def test_partition_selection_equals_stable_argsort_with_ties(k):
     np.testing.assert_array_equal(out, np.argsort(s, axis=1, kind="stable")[:, :k])
 
 
+@pytest.mark.parametrize("k", [1, 5, 33, 150])
+@pytest.mark.parametrize("tie_row", [None, 7])
+def test_partition_selection_fast_and_tied_paths(k, tie_row):
+    # Distinct Gaussian scores (negative and positive, -inf "self" on a diagonal) take the no-tie
+    # fast path (exactly k hits per row); one row tied at its k-th value sends the block through
+    # the per-row count path. Both must equal a stable argsort (ties by the lower column).
+    rng = np.random.default_rng(1)
+    s = rng.standard_normal((48, 300)).astype(np.float32)
+    s[np.arange(48), np.arange(48) * 5] = -np.inf
+    if tie_row is not None:
+        row = s[tie_row]
+        kth = np.sort(row)[k - 1]
+        row[np.flatnonzero(row > kth)[:3]] = kth  # three more copies of the k-th value
+    out = np.empty((48, k), dtype=np.int64)
+    _select_rows_np(s, k, out)
+    np.testing.assert_array_equal(out, np.argsort(s, axis=1, kind="stable")[:, :k])
+
+
 @pytest.mark.parametrize("k", [2, 40])
 def test_methods_agree_up_to_ties_with_duplicates(k):
     torch.manual_seed(8)
