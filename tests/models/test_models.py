@@ -416,3 +416,111 @@ def test_head_without_hidden_layers(name):
         else:
             ref = model.head.classifier(model.head.pool(model.head.fusion(feats)))
     torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------- memory-lean head
+
+
+def _random_bn(module: torch.nn.Module) -> None:
+    """Non-trivial BN statistics and affine parameters, including negative γ (min-pooling)."""
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(-1.5, 1.5)
+            m.bias.data.uniform_(-1, 1)
+
+
+@pytest.mark.parametrize("order", ["conv_act_norm", "conv_norm_act"])
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("task", ["segmentation", "classification"])
+def test_lean_head_equals_plain_formulation_with_all_gradients(order, training, task):
+    """Head fed per-layer parts (no concatenation kept, fusion recomputed in backward) == the
+    plain cat → fusion → pool → repeat/concat → MLP, in outputs, input and parameter gradients
+    and BN running statistics."""
+    import copy
+
+    torch.manual_seed(0)
+    if task == "segmentation":
+        head = SegmentationHead(24, 5, fusion_channels=16, head_channels=(12, 8), dropout=0.0,
+                                order=order)  # fmt: skip
+    else:
+        head = ClassificationHead(24, 5, fusion_channels=16, head_channels=(12, 8), dropout=0.0,
+                                  order=order)  # fmt: skip
+    _random_bn(head)
+    ref = copy.deepcopy(head)
+    head.train(training)
+    ref.train(training)
+    widths = (8, 4, 12)  # three layers' outputs, concatenated along channels
+    parts = [torch.randn(3, 40, w, requires_grad=True) for w in widths]
+    cat = torch.cat([p.detach() for p in parts], dim=-1).requires_grad_()
+
+    out = head(parts)
+    fused = ref.fusion(cat)  # (B, N, 16) kept whole: the textbook formulation
+    if task == "segmentation":
+        g = fused.amax(dim=1, keepdim=True).expand(-1, 40, -1)
+        h = torch.cat([g, cat], dim=-1)
+        for layer in ref.layers:
+            h = layer(h)
+        expect = ref.classifier(h)
+    else:
+        h = ref.pool(fused).unsqueeze(1)
+        for layer in ref.layers:
+            h = layer(h)
+        expect = ref.classifier(h).squeeze(1)
+    torch.testing.assert_close(out, expect, rtol=1e-5, atol=1e-5)
+
+    weight = torch.randn_like(out)
+    (out * weight).sum().backward()
+    (expect * weight).sum().backward()
+    torch.testing.assert_close(
+        torch.cat([p.grad for p in parts], -1), cat.grad, rtol=1e-5, atol=1e-5
+    )
+    for (name, p), q in zip(head.named_parameters(), ref.parameters(), strict=True):
+        assert p.grad is not None, name
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
+    for (name, b), c in zip(head.named_buffers(), ref.buffers(), strict=True):
+        torch.testing.assert_close(b, c, msg=name)  # running stats updated exactly once
+    if not training:  # the concatenated tensor input is the same function
+        torch.testing.assert_close(head(cat.detach()), out, rtol=1e-5, atol=1e-5)
+
+
+def test_concat_linear_equals_linear_of_concatenation_over_many_chunks(monkeypatch):
+    from pointseg.models import heads
+
+    monkeypatch.setattr(heads, "_CONCAT_ROWS", 7)  # many chunks, a ragged last one
+    torch.manual_seed(2)
+    parts = [torch.randn(2, 25, w, requires_grad=True) for w in (3, 5)]
+    weight = torch.randn(6, 8, requires_grad=True)
+    bias = torch.randn(6, requires_grad=True)
+    out = heads.concat_linear(weight, bias, parts)
+    cat = torch.cat([p.detach() for p in parts], -1).requires_grad_()
+    w2, b2 = weight.detach().requires_grad_(), bias.detach().requires_grad_()
+    expect = torch.nn.functional.linear(cat, w2, b2)
+    torch.testing.assert_close(out, expect)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    expect.backward(grad)
+    torch.testing.assert_close(torch.cat([p.grad for p in parts], -1), cat.grad)
+    torch.testing.assert_close(weight.grad, w2.grad)
+    torch.testing.assert_close(bias.grad, b2.grad)
+
+
+def test_lean_head_saves_neither_concatenation_nor_fusion_activations():
+    """Tensors kept for backward by the segmentation head fed per-layer parts: nothing as wide
+    as the concatenation (F) or the fusion (C) per point."""
+    torch.manual_seed(0)
+    head = SegmentationHead(96, 5, fusion_channels=80, head_channels=(12, 8)).train()
+    parts = [torch.randn(2, 50, 32, requires_grad=True) for _ in range(3)]
+    widths = []
+
+    def pack(t):
+        if t.numel() >= 2 * 50 * 32:  # per-point tensors (weights are smaller)
+            widths.append(t.numel() // (2 * 50))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = head(parts)
+    out.sum().backward()
+    assert widths and max(widths) < 80, widths
+    assert all(p.grad is not None for p in parts)
