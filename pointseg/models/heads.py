@@ -257,11 +257,21 @@ class SegmentationHead(nn.Module):
         """feats: (B, N, F), or the per-layer parts [(B, N, F_i)] whose concatenation it is
         (the memory-lean input: the concatenation is never kept)."""
         parts = _parts(feats, self.feature_channels, "SegmentationHead")
-        g = pooled_fusion(self.fusion, parts, lambda h: h.amax(dim=1))  # (B, 1024)
         if not self.layers:
+            g = pooled_fusion(self.fusion, parts, lambda h: h.amax(dim=1))  # (B, 1024)
             return split_linear(self.classifier, g, self.dropout(torch.cat(parts, dim=-1)))
         first = self.layers[0]
-        h = split_linear(first.lin, g, parts[0] if len(parts) == 1 else parts)  # (B, N, 512)
+        # split_linear, with the point part computed BEFORE the fusion: autograd runs later nodes
+        # first, so in backward the fusion recompute (~4 (B, N, 1024) transients) finishes
+        # before this node's (B, N, F) part gradients exist (−56 MB at the step's peak).
+        w_g = first.lin.weight[:, : self.fusion_channels]  # (512, 1024)
+        w_f = first.lin.weight[:, self.fusion_channels :]  # (512, F)
+        if len(parts) == 1:
+            point = F.linear(parts[0], w_f)  # (B, N, 512)
+        else:
+            point = concat_linear(w_f, None, parts)  # (B, N, 512)
+        g = pooled_fusion(self.fusion, parts, lambda h: h.amax(dim=1))  # (B, 1024)
+        h = point + F.linear(g, w_g, first.lin.bias).unsqueeze(1)  # (B, N, 512)
         h = apply_norm_act(h, first.norm, first.act, self.order)
         for layer in self.layers[1:]:
             h = layer(h)  # (B, N, 256)
