@@ -167,9 +167,7 @@ def predict_room(
     Returns:
         RoomPrediction with per-point averaged probabilities (n, C) float32.
     """
-    from scipy.spatial import cKDTree
-
-    from pointseg.data.blocks import room_to_blocks
+    from pointseg.data.blocks import nearest_covered_index, room_to_blocks
 
     n = int(xyz.shape[0])
     if n == 0:
@@ -227,12 +225,11 @@ def predict_room(
     prob_sum[scored] /= votes[scored, None].to(torch.float32)
     prob = prob_sum.numpy()
     votes_np = votes.numpy()
-    unscored = np.flatnonzero(~scored.numpy())
+    scored_np = scored.numpy()
+    unscored = np.flatnonzero(~scored_np)
     if len(unscored):
-        scored_idx = np.flatnonzero(scored.numpy())
-        tree = cKDTree(np.asarray(xyz[scored_idx], dtype=np.float64))
-        _, nearest = tree.query(np.asarray(xyz[unscored], dtype=np.float64), k=1)
-        prob[unscored] = prob[scored_idx[nearest]]
+        # Points of dropped blocks take their nearest scored point's probabilities (kd-tree).
+        prob = prob[nearest_covered_index(xyz, scored_np)]
     return RoomPrediction(
         prob=prob,
         pred=prob.argmax(axis=1).astype(np.int64),
