@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: setup demo test test-slow lint bench
 
-$(VENV)/.installed: pyproject.toml scripts/setup.sh
+$(VENV)/.installed: pyproject.toml setup.py scripts/setup.sh $(wildcard pointseg/_native/*.c)
 	bash scripts/setup.sh
 	touch $@
 

@@ -1,0 +1,26 @@
+"""Build the optional C extensions; all metadata lives in pyproject.toml.
+
+Both extensions are optional: without a C compiler the install still succeeds and pointseg falls
+back to its pure numpy / pandas code paths (slower; `pointseg info` says which are active).
+"""
+
+from setuptools import Extension, setup
+
+_FLAGS = ["-O3", "-std=c11", "-fno-strict-aliasing"]
+
+setup(
+    ext_modules=[
+        Extension(
+            "pointseg._native._parse",
+            ["pointseg/_native/parse.c"],
+            extra_compile_args=_FLAGS,
+            optional=True,
+        ),
+        Extension(
+            "pointseg._native._select",
+            ["pointseg/_native/select.c"],
+            extra_compile_args=_FLAGS,
+            optional=True,
+        ),
+    ],
+)
