@@ -231,7 +231,41 @@ _NUMBER_RE = re.compile(rb"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|(?i:nan|
 _MAX_CONTROL_COMBINATIONS = 4  # 2**4 repair candidates at most per line
 
 
+try:  # optional C extension (setup.py builds it when a compiler exists)
+    from pointseg._native import _parse as _native_parse_mod
+except ImportError:  # no compiler at install time: pandas' C reader instead
+    _native_parse_mod = None
+
+# Which whole-file parser `_fast_parse` uses: "native" (pointseg/_native/parse.c) or "pandas".
+PARSER_TIER = "native" if _native_parse_mod is not None else "pandas"
+
+
 def _fast_parse(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """Parse a file in the strict clean format in one call; None if it is not provably clean.
+
+    Returns xyz float32 (n, 3) and rgb uint8 (n, 3), equal to ``np.loadtxt`` + ``astype``.
+    Uses the native parser if it is built (:data:`PARSER_TIER`), else pandas' C reader. None
+    sends the buffer to the robust paths, which report and repair.
+    """
+    if _native_parse_mod is not None:
+        return _native_fast_parse(buf)
+    return _pandas_fast_parse(buf)
+
+
+def _native_fast_parse(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """The compiled strict parser (GIL released): ``-?D*(.D*)?`` coordinates, integer colours
+    0..255, single spaces, newline line ends; anything else (including an empty buffer) -> None."""
+    n_lines = _native_parse_mod.count_lines(buf)
+    if n_lines == 0:
+        return None  # empty: reported as an empty file
+    xyz = np.empty((n_lines, 3), np.float32)
+    rgb = np.empty((n_lines, 3), np.uint8)
+    if _native_parse_mod.parse_xyzrgb(buf, xyz, rgb) != n_lines:
+        return None  # negative: first bad line; smaller: blank trailing line(s)
+    return xyz, rgb
+
+
+def _pandas_fast_parse(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     """Parse a clean file with pandas' C reader; None if the file is not provably clean.
 
     Returns xyz float32 (n, 3) and rgb uint8 (n, 3). The reader is strict with explicit dtypes:
