@@ -14,7 +14,11 @@ How (each choice measured in ``benchmarks/knn.py``):
   fused ``torch.baddbmm`` per chunk of query rows, never a full ``B × N × N`` matrix.
 - Self is forced to rank 0 by writing ``-inf`` on the diagonal: with duplicate points (distance 0
   to another point) rounding could otherwise put a duplicate first.
-- Selection, not distance, dominates dilated graphs (k·d up to 432 of N = 4096). ``torch.topk``
+- Selection, not distance, dominates dilated graphs (k·d up to 432 of N = 4096). On CPU float32
+  the compiled kernel ``pointseg._native._select`` (built by setup.py; see its header) reads each
+  score row once: a sampled threshold, one AVX2 compare pass for the ~1.6·k·d candidates, a
+  stable bucket sort of those, and only the requested ranks written (a dilated graph never
+  materialises the k·d list). Without the extension: ``torch.topk``
   copies every row into (value, index) pairs before its nth_element. On CPU float32 (unless k is
   tiny relative to N, where topk's heap wins) we instead take the k-th smallest value with
   numpy's SIMD ``np.partition``, keep the entries ``<=`` it (exactly k per row unless the k-th
@@ -35,9 +39,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["knn", "knn_ranks", "check_points", "default_chunk_size", "METHODS"]
+__all__ = ["knn", "knn_ranks", "check_points", "default_chunk_size", "METHODS", "HAVE_NATIVE"]
 
-METHODS = ("auto", "topk", "partition")
+METHODS = ("auto", "topk", "partition", "native")
+
+try:  # the compiled selection kernel (optional: setup.py builds it when a C compiler exists)
+    from pointseg._native import _select as _native_select
+except ImportError:  # pragma: no cover - exercised on machines without a compiler
+    _native_select = None
+
+HAVE_NATIVE = _native_select is not None
 
 # Bytes of one (B, chunk, N) float32 score block: ~16 MB keeps the temporaries of a chunk
 # (scores, partition copy, mask) in the last-level cache region; 256 rows × B=4 × N=4096.
@@ -158,15 +169,17 @@ def _select_rows_np(s: np.ndarray, k: int, out: np.ndarray) -> None:
     out[tied] = kt & 0xFFFFFFFF
 
 
-def _run_blocks(blocks: list[tuple[np.ndarray, np.ndarray]], k: int, workers: int) -> None:
-    """Run ``_select_rows_np(s, k, out)`` for each (s, out) block, over the thread pool."""
+def _run_blocks(blocks: list[tuple[np.ndarray, np.ndarray]], k, workers: int, fn=None) -> None:
+    """Run ``fn(s, k, out)`` (default ``_select_rows_np``) for each (s, out) block, over the
+    thread pool. Both selection functions release the GIL."""
+    fn = _select_rows_np if fn is None else fn
     size = sum(s.size for s, _ in blocks)
     if workers <= 1 or len(blocks) <= 1 or size < _MIN_PARALLEL:
         for s, o in blocks:
-            _select_rows_np(s, k, o)
+            fn(s, k, o)
         return
     pool = _get_pool(workers)
-    futures = [pool.submit(_select_rows_np, s, k, o) for s, o in blocks]
+    futures = [pool.submit(fn, s, k, o) for s, o in blocks]
     for f in futures:
         f.result()
 
@@ -196,10 +209,22 @@ def _scores_chunk(xc: Tensor, xt: Tensor, sq: Tensor, start: int, stop: int) -> 
     return s
 
 
+def _native_rows(s: np.ndarray, ranks: np.ndarray, out: np.ndarray) -> None:
+    """out (R, len(ranks)) ← columns at ``ranks`` of each row's stable ascending order."""
+    _native_select.select_ranks(s, ranks, out)
+
+
 def _topk_indices(
-    x: Tensor, kmax: int, *, chunk_size: int | None, method: str = "auto", name: str = "knn"
+    x: Tensor,
+    kmax: int,
+    *,
+    chunk_size: int | None,
+    method: str = "auto",
+    name: str = "knn",
+    ranks: Tensor | None = None,
 ) -> Tensor:
-    """Indices (B, N, kmax) of the kmax nearest points per row, nearest first, self first."""
+    """Neighbour indices per row, nearest first, self first: (B, N, kmax), or (B, N, len(ranks))
+    holding the ``ranks``-th nearest when ``ranks`` (1-D int64, max = kmax − 1) is given."""
     if method not in METHODS:
         raise ValueError(f"{name}: method must be one of {METHODS}; got {method!r}")
     x = x.detach()
@@ -211,8 +236,15 @@ def _topk_indices(
         raise ValueError(
             f"{name}: method='partition' needs a float32 CPU tensor; got {x.dtype} on {x.device}"
         )
-    use_np = method == "partition" or (
-        method == "auto" and on_cpu_f32 and kmax * _PARTITION_RATIO > N
+    if method == "native" and not (on_cpu_f32 and HAVE_NATIVE):
+        raise ValueError(
+            f"{name}: method='native' needs the compiled extension pointseg._native._select "
+            f"(available: {HAVE_NATIVE}; reinstall with `pip install -e .`) and a float32 CPU "
+            f"tensor; got {x.dtype} on {x.device}"
+        )
+    use_native = method == "native" or (method == "auto" and on_cpu_f32 and HAVE_NATIVE)
+    use_np = not use_native and (
+        method == "partition" or (method == "auto" and on_cpu_f32 and kmax * _PARTITION_RATIO > N)
     )
     xc = x - x.mean(dim=1, keepdim=True)  # (B, N, C) centred: avoids cancellation
     xt = xc.transpose(1, 2).contiguous()  # (B, C, N)
@@ -226,8 +258,28 @@ def _topk_indices(
         chunk_size = default_chunk_size(N, B)
     if chunk_size < 1:
         raise ValueError(f"{name}: chunk_size must be >= 1; got {chunk_size}")
-    out = torch.empty(B, N, kmax, dtype=torch.long, device=x.device)
     workers = max(1, torch.get_num_threads())
+    if use_native:
+        # Only the requested ranks are written: (B, N, len(ranks)), never (B, N, kmax).
+        r_np = (
+            np.arange(kmax, dtype=np.int64)
+            if ranks is None
+            else np.ascontiguousarray(ranks.cpu().numpy(), dtype=np.int64)
+        )
+        out = torch.empty(B, N, len(r_np), dtype=torch.long)
+        out_np = out.numpy()
+        for start in range(0, N, chunk_size):
+            stop = min(N, start + chunk_size)
+            s_np = _scores_chunk(xc, xt, sq, start, stop).numpy()  # (B, m, N)
+            pieces = _row_splits(stop - start, -(-workers // B))
+            blocks = [
+                (s_np[b, r0:r1], out_np[b, start + r0 : start + r1])
+                for b in range(B)
+                for r0, r1 in pieces
+            ]
+            _run_blocks(blocks, r_np, workers, _native_rows)
+        return out
+    out = torch.empty(B, N, kmax, dtype=torch.long, device=x.device)
     out_np = out.numpy() if use_np else None  # (B, N, kmax) view: workers write in place
     for start in range(0, N, chunk_size):
         stop = min(N, start + chunk_size)
@@ -246,6 +298,8 @@ def _topk_indices(
             _run_blocks(blocks, kmax, workers)
         else:
             out[:, start:stop] = s.topk(kmax, dim=-1, largest=False, sorted=True).indices
+    if ranks is not None:
+        return out.index_select(-1, ranks.to(device=out.device, dtype=torch.long))
     return out
 
 
@@ -258,8 +312,10 @@ def knn(x: Tensor, k: int, *, chunk_size: int | None = None, method: str = "auto
         k: neighbours per point, self included (``1 <= k <= N``).
         chunk_size: query rows per chunk (memory O(B · chunk · N)); default ~16 MB of scores.
         method: ``"topk"`` (torch.topk, any device), ``"partition"`` (numpy SIMD partition,
-            CPU float32 only), or ``"auto"`` (partition on CPU float32 unless k <= N / 256).
-            Both give the exact k nearest; they may order exactly tied distances differently.
+            CPU float32 only), ``"native"`` (the compiled kernel, CPU float32 only), or
+            ``"auto"`` (native on CPU float32 when built, else partition unless k <= N / 256,
+            else topk). All give the exact k nearest; native and partition break exact ties by
+            the lower index, topk may order exactly tied distances differently.
 
     Raises:
         ValueError: x not (B, N, C) / empty / N < k / k < 1 / non-finite values.
@@ -289,5 +345,6 @@ def knn_ranks(
         raise ValueError(f"knn_ranks: ranks must be >= 0; got min {int(ranks.min())}")
     kmax = int(ranks.max()) + 1
     check_points(x, kmax, "knn_ranks")
-    idx = _topk_indices(x, kmax, chunk_size=chunk_size, method=method, name="knn_ranks")
-    return idx.index_select(-1, ranks.to(device=idx.device, dtype=torch.long))
+    return _topk_indices(
+        x, kmax, chunk_size=chunk_size, method=method, name="knn_ranks", ranks=ranks.long()
+    )

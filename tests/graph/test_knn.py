@@ -10,9 +10,19 @@ import pytest
 import torch
 
 from pointseg.graph import knn, knn_ranks
-from pointseg.graph.knn import _MIN_PARALLEL, _select_np, _select_rows_np, default_chunk_size
+from pointseg.graph.knn import (
+    _MIN_PARALLEL,
+    HAVE_NATIVE,
+    _select_np,
+    _select_rows_np,
+    default_chunk_size,
+)
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+# The compiled kernel is part of every install with a C compiler; without one it is skipped.
+NATIVE = pytest.param(
+    "native", marks=pytest.mark.skipif(not HAVE_NATIVE, reason="pointseg._native._select not built")
+)
 
 
 def brute_sq_dist(x: torch.Tensor) -> torch.Tensor:
@@ -29,7 +39,7 @@ def rows_as_sets(idx: torch.Tensor) -> list[frozenset[int]]:
     return [frozenset(r) for r in idx.reshape(-1, idx.shape[-1]).tolist()]
 
 
-@pytest.mark.parametrize("method", ["auto", "topk", "partition"])
+@pytest.mark.parametrize("method", ["auto", "topk", "partition", NATIVE])
 @pytest.mark.parametrize(
     "shape,k", [((3, 200, 8), 12), ((1, 64, 3), 1), ((2, 97, 32), 20), ((2, 150, 16), 60)]
 )
@@ -65,7 +75,7 @@ def test_centering_keeps_precision_far_from_origin():
     assert torch.equal(knn(x, 16), knn(x - 1000.0, 16))
 
 
-@pytest.mark.parametrize("method", ["topk", "partition"])
+@pytest.mark.parametrize("method", ["topk", "partition", NATIVE])
 @pytest.mark.parametrize("chunk_size", [1, 7, 64, 95, 96, 10_000])
 def test_chunked_equals_unchunked(chunk_size, method):
     torch.manual_seed(3)
@@ -147,7 +157,9 @@ def test_self_first_with_duplicate_points():
     assert torch.equal(idx[..., 1], ((n + 50) % 100).expand(2, -1))
 
 
-@pytest.mark.parametrize("method,k", [("topk", 5), ("partition", 5), ("auto", 33)])
+@pytest.mark.parametrize(
+    "method,k", [("topk", 5), ("partition", 5), ("auto", 33), ("partition", 33), ("topk", 33)]
+)
 def test_self_first_when_all_points_identical(method, k):
     x = torch.full((3, 40, 4), 7.25)
     idx = knn(x, k, chunk_size=6, method=method)
@@ -155,7 +167,7 @@ def test_self_first_when_all_points_identical(method, k):
     assert all(len(set(r)) == k for r in idx.reshape(-1, k).tolist())
 
 
-@pytest.mark.parametrize("method", ["topk", "partition"])
+@pytest.mark.parametrize("method", ["topk", "partition", NATIVE])
 def test_k_equals_n_single_batch(method):
     torch.manual_seed(5)
     x = torch.randn(1, 16, 3)
