@@ -82,63 +82,64 @@ static int slow_push(SlowList *list, Py_ssize_t index, Py_ssize_t start, Py_ssiz
 #define IS_DIGIT(c) ((unsigned char)((c) - '0') < 10u)
 
 /* One coordinate `-?D*(.D*)?` at p. Returns the end of the token, or NULL if there is none.
- * *slow is set when the value needs the correctly rounded slow conversion (*out is then 0). */
-static inline const char *parse_coord(const char *p, const char *end, double *out, int *slow)
+ * *slow is set when the value needs the correctly rounded slow conversion (*out is then 0).
+ * No bounds checks: the caller guarantees a '\n' at or after p, and no loop passes a '\n'. */
+static inline const char *parse_coord(const char *p, double *out, int *slow)
 {
-    int neg = 0;
-    if (p < end && *p == '-') {
-        neg = 1;
-        p++;
-    }
+    int neg = *p == '-';
+    p += neg;
+    /* All digits go into m: with at most 19 of them m is exact (leading zeros add nothing). */
     uint64_t m = 0;
-    int nsig = 0;   /* significant digits (after leading zeros) */
-    int ndig = 0;   /* all digits */
-    int nfrac = 0;  /* digits after the point */
-    while (p < end && IS_DIGIT(*p)) {
-        unsigned d = (unsigned)(*p - '0');
-        if (nsig || d) {
-            /* 19 digits always fit in uint64; more only mark the token slow. */
-            if (nsig < 19)
-                m = m * 10 + d;
-            nsig++;
-        }
-        ndig++;
-        p++;
-    }
-    if (p < end && *p == '.') {
-        p++;
-        while (p < end && IS_DIGIT(*p)) {
-            unsigned d = (unsigned)(*p - '0');
-            if (nsig || d) {
-                if (nsig < 19)
-                    m = m * 10 + d;
-                nsig++;
-            }
-            ndig++;
-            nfrac++;
-            p++;
-        }
+    const char *first = p;
+    while (IS_DIGIT(*p))
+        m = m * 10 + (unsigned)(*p++ - '0');
+    int ndig = (int)(p - first), nfrac = 0;
+    if (*p == '.') {
+        const char *frac = ++p;
+        while (IS_DIGIT(*p))
+            m = m * 10 + (unsigned)(*p++ - '0');
+        nfrac = (int)(p - frac);
+        ndig += nfrac;
     }
     if (ndig == 0)
         return NULL; /* "", "-", ".", "-." */
-    if (nsig > 19 || m > TWO_POW_53 || nfrac > 22) {
+    if (ndig > 19 || m > TWO_POW_53 || nfrac > 22) {
+        /* m may have wrapped: never used. */
         *slow = 1;
         *out = 0.0;
         return p;
     }
     *slow = 0;
+    /* Clinger: m and 10^nfrac are exact doubles, the division rounds once, correctly. */
     double v = nfrac ? (double)m / POW10[nfrac] : (double)m;
-    *out = neg ? -v : v;
+    *out = neg ? -v : v; /* after the division: "-0.000" is -0.0 */
     return p;
 }
 
-/* The GIL-free part. Returns lines parsed, -1 - line on a format error, or PY_SSIZE_T_MIN
- * when the slow-token list cannot grow (out of memory). */
-static Py_ssize_t parse_lines(const char *buf, Py_ssize_t len, float *xyz, unsigned char *rgb,
-                              Py_ssize_t rows, SlowList *slow)
+/* One colour `D+` with value 0..255 (leading zeros allowed, as np.loadtxt reads them). */
+static inline const char *parse_colour(const char *p, unsigned char *out)
 {
-    const char *p = buf, *end = buf + len;
-    Py_ssize_t i = 0;
+    const char *first = p;
+    unsigned v = 0;
+    while (IS_DIGIT(*p)) {
+        v = v * 10 + (unsigned)(*p++ - '0');
+        if (v > 255)
+            return NULL;
+    }
+    if (p == first)
+        return NULL;
+    *out = (unsigned char)v;
+    return p;
+}
+
+/* Lines of [p, end), which must end in '\n' (the sentinel that stops every scan). Line and
+ * row numbers start at `i`; `base` is the offset of p in the caller's buffer (for the slow
+ * tokens). Returns the next row index, -1 - line on a format error, or PY_SSIZE_T_MIN when the
+ * slow-token list cannot grow. */
+static Py_ssize_t parse_region(const char *p, const char *end, Py_ssize_t base, Py_ssize_t i,
+                               float *xyz, unsigned char *rgb, Py_ssize_t rows, SlowList *slow)
+{
+    const char *start = p;
     while (p < end) {
         if (i >= rows)
             return -1 - i;
@@ -148,43 +149,48 @@ static Py_ssize_t parse_lines(const char *buf, Py_ssize_t len, float *xyz, unsig
             const char *tok = p;
             double v;
             int is_slow;
-            p = parse_coord(p, end, &v, &is_slow);
-            if (p == NULL || p >= end || *p != ' ')
+            p = parse_coord(p, &v, &is_slow);
+            if (p == NULL || *p != ' ')
                 return -1 - i;
             if (is_slow) {
                 if (p - tok > MAX_TOKEN)
                     return -1 - i;
-                if (slow_push(slow, 3 * i + j, tok - buf, p - tok) < 0)
+                if (slow_push(slow, 3 * i + j, base + (tok - start), p - tok) < 0)
                     return PY_SSIZE_T_MIN;
             }
             x[j] = (float)v; /* fast-path values are below 2^53: never overflow float32 */
             p++;
         }
-        for (int j = 0; j < 3; j++) {
-            const char *tok = p;
-            unsigned v = 0;
-            while (p < end && IS_DIGIT(*p)) {
-                v = v * 10 + (unsigned)(*p - '0');
-                if (v > 255)
-                    return -1 - i;
-                p++;
-            }
-            if (p == tok)
-                return -1 - i;
-            c[j] = (unsigned char)v;
-            if (j < 2) {
-                if (p >= end || *p != ' ')
-                    return -1 - i;
-                p++;
-            }
-        }
-        if (p < end) {
-            if (*p != '\n')
-                return -1 - i;
-            p++;
-        }
+        if ((p = parse_colour(p, c)) == NULL || *p++ != ' ')
+            return -1 - i;
+        if ((p = parse_colour(p, c + 1)) == NULL || *p++ != ' ')
+            return -1 - i;
+        if ((p = parse_colour(p, c + 2)) == NULL || *p++ != '\n')
+            return -1 - i;
         i++;
     }
+    return i;
+}
+
+/* The GIL-free part: the lines up to the last '\n' in place, then the unterminated last line
+ * (if any) from a copy with a '\n' appended. Same returns as parse_region. */
+static Py_ssize_t parse_lines(const char *buf, Py_ssize_t len, float *xyz, unsigned char *rgb,
+                              Py_ssize_t rows, SlowList *slow)
+{
+    Py_ssize_t body = len;
+    while (body > 0 && buf[body - 1] != '\n')
+        body--;
+    Py_ssize_t i = parse_region(buf, buf + body, 0, 0, xyz, rgb, rows, slow);
+    if (i < 0 || body == len)
+        return i;
+    Py_ssize_t tail = len - body;
+    char *copy = PyMem_RawMalloc((size_t)tail + 1);
+    if (copy == NULL)
+        return PY_SSIZE_T_MIN;
+    memcpy(copy, buf + body, (size_t)tail);
+    copy[tail] = '\n';
+    i = parse_region(copy, copy + tail + 1, body, i, xyz, rgb, rows, slow);
+    PyMem_RawFree(copy);
     return i;
 }
 

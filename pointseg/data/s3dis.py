@@ -527,12 +527,15 @@ def parse_annotation_file(
     path = Path(path)
     log = _IssueLog(name or str(path))
     buf = path.read_bytes()
-    if b"\r\n" in buf:
-        buf = buf.replace(b"\r\n", b"\n")  # Windows line endings: same lines, same numbers
-    if len(buf) <= _CHUNK_BYTES:
+    tried_fast = len(buf) <= _CHUNK_BYTES
+    if tried_fast:
         fast = _fast_parse(buf)  # the common case: one clean file, one call of the C reader
         if fast is not None:
             return fast[0], fast[1], log.finish()
+    # memchr first: the two-byte search runs at ~1 GB/s, a third of the native parse.
+    if b"\r" in buf and b"\r\n" in buf:
+        buf = buf.replace(b"\r\n", b"\n")  # Windows line endings: same lines, same numbers
+        tried_fast = False
     if not buf.strip():
         message = "file has no points" + (" (whitespace only)" if buf else "")
         log.add("empty-file", "skipped file", message)
@@ -544,7 +547,8 @@ def parse_annotation_file(
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     for start, end, lines_before in _chunks(buf, _CHUNK_BYTES):
         log.line_offset = lines_before
-        parts.append(_parse_chunk(buf[start:end], log))
+        # A file of one chunk that already failed the fast path skips a second attempt.
+        parts.append(_parse_chunk(buf[start:end], log, try_fast=not tried_fast))
     log.line_offset = 0
     if len(parts) == 1:
         return parts[0][0], parts[0][1], log.finish()
@@ -567,12 +571,15 @@ def _chunks(buf: bytes, size: int) -> Iterator[tuple[int, int, int]]:
         start = end
 
 
-def _parse_chunk(chunk: bytes, log: _IssueLog) -> tuple[np.ndarray, np.ndarray]:
+def _parse_chunk(
+    chunk: bytes, log: _IssueLog, *, try_fast: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """xyz float32 (n, 3), rgb uint8 (n, 3) of one chunk; issues use chunk line numbers, which
     the log shifts by its ``line_offset``."""
-    fast = _fast_parse(chunk)
-    if fast is not None:
-        return fast
+    if try_fast:
+        fast = _fast_parse(chunk)
+        if fast is not None:
+            return fast
     split = _split_suspects(chunk)
     if split is not None:
         clean_xyz, clean_rgb, clean_numbers, spans = split
