@@ -1,19 +1,24 @@
 """Raw S3DIS -> room cache: our parser vs the PointNet recipe, measured in the same run.
 
 Baseline (PointNet's `collect_indoor3d_data.py`): per room, `np.loadtxt` every annotation file,
-append the label column, concatenate, `np.save`. Ours: `prepare_s3dis` (bytes-level check +
-pandas' C reader, line-by-line repair only for files with bad bytes, atomic npz + index), in one
-process and with `--workers` processes. Both are warmed up once (imports, page cache) and timed as
-the best of `--repeat` runs. Also reports block generation (`room_to_blocks`) in points/s.
+append the label column, concatenate, `np.save`. Ours: `prepare_s3dis` (whole files through the
+native C parser `pointseg._native._parse` when it is built, else bytes-level check + pandas' C
+reader; line-by-line repair only for files with bad bytes; atomic npz + index), in one process
+and with `--workers` processes. Both are warmed up once (imports, page cache) and timed as the
+best of `--repeat` runs. The parser tier in use is printed first. Parse-only speeds of the three
+readers (native C, pandas, np.loadtxt) on the same in-memory file bytes are reported too. Also
+reports block generation (`room_to_blocks`) in points/s.
 
     python benchmarks/prepare.py [--raw ../shared/data/s3dis_raw] [--repeat 3] [--workers 2]
 
-The last line is JSON: {"speedup", "speedup_parallel", "baseline_mb_s", "ours_mb_s", ...}.
+The last line is JSON: {"speedup", "speedup_parallel", "baseline_mb_s", "ours_mb_s",
+"parser_tier", "parse_native_mb_s", "parse_pandas_mb_s", "parse_loadtxt_mb_s", ...}.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import tempfile
@@ -47,6 +52,12 @@ def pointnet_recipe(area_root: Path, out: Path) -> int:
     return n
 
 
+def loadtxt_parse(buf: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The reference reader: np.loadtxt, then the cache dtypes."""
+    values = np.loadtxt(io.BytesIO(buf), ndmin=2)
+    return values[:, :3].astype(np.float32), values[:, 3:].astype(np.uint8)
+
+
 def best_of(fn, repeat: int) -> tuple[float, Any]:
     best, result = float("inf"), None
     for _ in range(repeat):
@@ -72,6 +83,15 @@ def main() -> int:
     files = sorted(area_root.glob("Area_*/*/Annotations/*.txt"))
     mb = sum(f.stat().st_size for f in files) / 1e6
     print(f"{len(files)} annotation files, {mb:.1f} MB, in {area_root}")
+    tier = s3dis.PARSER_TIER
+    print(
+        f"parser tier: {tier}"
+        + (
+            " (pointseg._native._parse)"
+            if tier == "native"
+            else " (native parser not built: `python setup.py build_ext --inplace`)"
+        )
+    )
 
     with tempfile.TemporaryDirectory(prefix="pointseg-bench-prepare-") as tmp:
         tmp = Path(tmp)
@@ -153,8 +173,27 @@ def main() -> int:
             f"(repaired, reported) {fmb / t_bad:.1f} MB/s"
         )
 
+        # Parse only, the same in-memory bytes for every reader: the tiers side by side.
+        bufs = [f.read_bytes() for f in files]
+        readers = {"pandas": s3dis._pandas_fast_parse, "loadtxt": loadtxt_parse}
+        if s3dis._native_parse_mod is not None:
+            readers = {"native": s3dis._native_fast_parse, **readers}
+        parse_mb_s = {}
+        for key, reader in readers.items():
+            assert all(reader(b) is not None for b in bufs), key  # the real files are clean
+            t_reader, _ = best_of(lambda reader=reader: [reader(b) for b in bufs], args.repeat)
+            parse_mb_s[key] = mb / t_reader
+        print(
+            "parse only (bytes in memory -> xyz float32, rgb uint8): "
+            + ", ".join(
+                f"{k} {v:.1f} MB/s ({v / parse_mb_s['loadtxt']:.2f}x loadtxt)"
+                for k, v in parse_mb_s.items()
+            )
+        )
+
         stats = {
             "mb": round(mb, 2),
+            "parser_tier": tier,
             "points": n_ours,
             "identical": bool(identical),
             "baseline_mb_s": round(mb / t_base, 2),
@@ -170,6 +209,7 @@ def main() -> int:
             "resume_s": round(wall["resume"], 3),
             "corrupt_file_mb_s": round(fmb / t_bad, 2),
             "clean_file_mb_s": round(fmb / t_clean, 2),
+            **{f"parse_{k}_mb_s": round(v, 2) for k, v in parse_mb_s.items()},
         }
 
         # Block generation on the prepared real rooms (built by the blocks module, if present).
