@@ -90,7 +90,9 @@ def _concat_head_forward(head: nn.Module):
     """Segmentation head forward with the original's explicit (B, N, 1024 + 1792) concatenation."""
     from pointseg.nn.mlp import apply_norm_act
 
-    def forward(feats: torch.Tensor) -> torch.Tensor:
+    def forward(feats: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        if not isinstance(feats, torch.Tensor):  # the per-layer parts: concatenate, as the original
+            feats = torch.cat(list(feats), -1)  # (B, N, 64·L)
         g = head.global_feature(feats)  # (B, 1024)
         rep = g.unsqueeze(1).expand(-1, feats.shape[1], -1)  # (B, N, 1024)
         first = head.layers[0]

@@ -53,12 +53,15 @@ static float sample_threshold(const float *s, int n, int r) {
     int count[SAMPLE_BUCKETS] = {0};
     float bmax[SAMPLE_BUCKETS];
     for (int b = 0; b < SAMPLE_BUCKETS; b++) bmax[b] = -INFINITY;
-    double scale = hi > lo ? (SAMPLE_BUCKETS - 1) / ((double)hi - lo) : 0.0;
+    /* float math is enough here: t only has to be some sample value; (x - lo) * scale is
+     * monotone in x and clamped, so bucket order follows value order. */
+    float scale = hi > lo ? (SAMPLE_BUCKETS - 1) / (hi - lo) : 0.0f;
+    if (!(scale < INFINITY)) scale = 0.0f; /* hi - lo subnormal */
     for (int i = 0; i < SAMPLE; i++) {
         float x = v[i];
         if (!(x > -INFINITY && x < INFINITY)) continue;
-        int b = (int)(((double)x - lo) * scale);
-        b = b < SAMPLE_BUCKETS - 1 ? b : SAMPLE_BUCKETS - 1;
+        float f = (x - lo) * scale;
+        int b = f < (float)(SAMPLE_BUCKETS - 1) ? (int)f : SAMPLE_BUCKETS - 1;
         count[b]++;
         bmax[b] = x > bmax[b] ? x : bmax[b];
     }
@@ -96,10 +99,20 @@ static void init_lut(void) {
 }
 
 /* AVX2: compare 8 scores at once, store the hit columns with one LUT load and one add. */
+/* `dense`: most 8-lane groups hold a hit, so store unconditionally (a branch on the mask would
+ * mispredict); otherwise skip empty groups (a well-predicted branch). */
 __attribute__((target("avx2,popcnt"))) static int collect_avx2(const float *s, int n, float t,
-                                                              int32_t *cand) {
+                                                              int32_t *cand, int dense) {
     int c = 0, j = 0;
     __m256 tv = _mm256_set1_ps(t);
+    if (dense) {
+        for (; j + 8 <= n; j += 8) {
+            int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s + j), tv, _CMP_LE_OQ));
+            __m256i ids = _mm256_loadu_si256((const __m256i *)compress_lut[m]);
+            _mm256_storeu_si256((__m256i *)(cand + c), _mm256_add_epi32(ids, _mm256_set1_epi32(j)));
+            c += __builtin_popcount((unsigned)m);
+        }
+    }
     for (; j + 8 <= n; j += 8) {
         int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s + j), tv, _CMP_LE_OQ));
         if (m) {
@@ -123,9 +136,9 @@ static int have_avx2;
 #define SIMD_NAME "scalar"
 #endif
 
-static int collect(const float *s, int n, float t, int32_t *cand) {
+static int collect(const float *s, int n, float t, int32_t *cand, int expect) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (have_avx2) return collect_avx2(s, n, t, cand);
+    if (have_avx2) return collect_avx2(s, n, t, cand, (int64_t)expect * 16 > n);
 #endif
     return collect_scalar(s, n, t, cand);
 }
@@ -143,27 +156,41 @@ static void bucket_sort(Scratch *w, int m, float lo, float hi, int need) {
     const float *val = w->val;
     const int32_t *col = w->col;
     int32_t *count = w->count;
+    int32_t *bucket = w->head; /* bucket of each pair */
     int nb = m; /* ~1 value per bucket on average */
-    double scale = hi > lo ? (nb - 1) / ((double)hi - lo) : 0.0;
-    memset(count, 0, (size_t)(nb + 1) * sizeof(int32_t));
-    int32_t *bucket = w->head; /* bucket of each pair, reused by the scatter */
+    /* (v - lo) * scale is monotone in v (each float op rounds monotonically) and is clamped,
+     * so bucket order is value order; float math keeps the loop vectorisable. */
+    float scale = hi > lo ? (float)(nb - 1) / (hi - lo) : 0.0f;
+    if (!(scale < INFINITY)) scale = 0.0f;
     for (int i = 0; i < m; i++) {
-        int b = (int)(((double)val[i] - lo) * scale); /* monotone in val */
-        b = b < nb - 1 ? b : nb - 1;
-        bucket[i] = b;
-        count[b + 1]++;
+        float f = (val[i] - lo) * scale; /* clamp in float: no out-of-range conversion */
+        bucket[i] = f < (float)(nb - 1) ? (int)f : nb - 1;
     }
-    for (int b = 0; b < nb; b++) count[b + 1] += count[b]; /* count[b] = start of bucket b */
+    memset(count, 0, (size_t)(nb + 1) * sizeof(int32_t));
+    for (int i = 0; i < m; i++) count[bucket[i] + 1]++;
+    /* count[b] = start of bucket b; buckets from `last` on start at or after `need`: their
+     * pairs are never read, so the scatter skips them. */
+    int last = nb;
+    for (int b = 0; b < nb; b++) {
+        count[b + 1] += count[b];
+        if (count[b + 1] >= need) {
+            last = b + 1;
+            break;
+        }
+    }
     int32_t *start = w->tail;
-    memcpy(start, count, (size_t)(nb + 1) * sizeof(int32_t));
+    memcpy(start, count, (size_t)last * sizeof(int32_t));
     for (int i = 0; i < m; i++) { /* stable scatter: column order kept inside a bucket */
-        int pos = start[bucket[i]]++;
-        w->val2[pos] = val[i];
-        w->col2[pos] = col[i];
+        int b = bucket[i];
+        if (b < last) {
+            int pos = start[b]++;
+            w->val2[pos] = val[i];
+            w->col2[pos] = col[i];
+        }
     }
     float *v2 = w->val2;
     int32_t *c2 = w->col2;
-    for (int b = 0; b < nb && count[b] < need; b++) {
+    for (int b = 0; b < last; b++) {
         int a = count[b], e = count[b + 1];
         for (int i = a + 1; i < e; i++) { /* stable insertion sort of bucket b */
             float x = v2[i];
@@ -190,7 +217,7 @@ static void select_row(const float *s, int n, int kmax, const int64_t *ranks, in
         int r = (int)(mu + 3.0 * sqrt(mu) + 3.0);
         if (r < SAMPLE) {
             t = sample_threshold(s, n, r);
-            if (t < INFINITY) c = collect(s, n, t, w->col);
+            if (t < INFINITY) c = collect(s, n, t, w->col, kmax);
             if (c < kmax) c = n; /* unlucky sample (or non-finite scores): the whole row */
         }
     }
@@ -238,6 +265,15 @@ static void select_row(const float *s, int n, int kmax, const int64_t *ranks, in
         else
             out[q] = pos[r - nneg - m];
     }
+}
+
+/* Ask for row i + 1 (into L2) while row i is processed: a row is read from memory once, and
+ * without this the first (sampling) pass waits on every cache line of it. */
+static inline void select_rows_prefetch(const float *s, Py_ssize_t i, Py_ssize_t rows,
+                                        Py_ssize_t n) {
+    if (i + 1 >= rows) return;
+    const char *p = (const char *)(s + (i + 1) * n);
+    for (Py_ssize_t b = 0; b < n * (Py_ssize_t)sizeof(float); b += 64) __builtin_prefetch(p + b, 0, 2);
 }
 
 static void scratch_free(Scratch *w) {
@@ -320,8 +356,10 @@ static PyObject *select_ranks(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS;
     const float *s = (const float *)sv.buf;
     int64_t *out = (int64_t *)ov.buf;
-    for (Py_ssize_t i = 0; i < rows; i++)
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        select_rows_prefetch(s, i, rows, n);
         select_row(s + i * n, (int)n, (int)kmax, ranks, (int)nr, out + i * nr, &w);
+    }
     Py_END_ALLOW_THREADS;
     scratch_free(&w);
     PyBuffer_Release(&sv);

@@ -526,22 +526,22 @@ def test_lean_head_saves_neither_concatenation_nor_fusion_activations():
     assert all(p.grad is not None for p in parts)
 
 
-def test_forward_head_gives_parts_to_the_head_and_a_tensor_to_an_instance_override():
+def test_forward_head_gives_the_per_layer_parts_and_equals_the_concatenation():
     torch.manual_seed(0)
     model = create_model("resgcn4_tiny").eval()
     x = tiny_input(model.config, seed=4)
     with torch.no_grad():
         outs = model.forward_features(x)
-        lean = model.forward_head(outs)  # the head gets the per-layer parts
         seen = []
         plain = model.head.forward
 
-        def override(feats):
+        def spy(feats):
             seen.append(feats)
             return plain(feats)
 
-        model.head.forward = override  # e.g. the benchmark's reference head
-        again = model.forward_head(outs)
-    assert isinstance(seen[0], torch.Tensor)
-    assert seen[0].shape[-1] == model.config.feature_channels
-    torch.testing.assert_close(again, lean, rtol=1e-5, atol=1e-5)
+        model.head.forward = spy
+        lean = model.forward_head(outs)  # the head gets the parts, never the concatenation
+        full = plain(model.fusion_input(outs))  # the same head on the (B, N, F) tensor
+    assert isinstance(seen[0], list) and len(seen[0]) == len(model.fusion_parts(outs))
+    assert sum(p.shape[-1] for p in seen[0]) == model.config.feature_channels
+    torch.testing.assert_close(lean, full, rtol=1e-5, atol=1e-5)
