@@ -14,16 +14,28 @@ Cache (written by :func:`prepare_s3dis`, read by everyone else):
   verification), the source fingerprint and the room's parse issues.
 - ``<out>/prepare_report.jsonl``: one JSON object per issue (file, line, raw bytes, action).
 
-Parsing strategy (speed, measured in ``benchmarks/prepare.py``): the whole file is read as bytes;
-``bytes.translate`` (GB/s) proves it holds only ``0-9 . - space newline``; pandas' C reader then
-parses it with strict dtypes (float32 xyz, uint8 colours) and the row count must equal the line
-count. This is ~4-6x ``np.loadtxt`` per CPU second here; ``np.fromstring`` was no faster than
-``np.loadtxt`` and a vectorised numpy digit parser was slower than pandas. A file with a few lines
-holding unexpected bytes (the real corrupt files: one stray byte in ~1 M lines) sends only those
-lines through the line-by-line parser; anything else (wrong column counts, blank lines, colours
-outside 0..255, ...) is parsed line by line. Files over 8 MB go in 8 MB chunks (bounded memory;
-only the chunks with problems leave the C reader). The line-by-line parser repairs what is unambiguous,
-skips the rest, and reports every line. Rooms run in parallel processes (``workers``).
+Parsing strategy (speed, measured in ``benchmarks/prepare.py`` on the 4 real sample rooms, 17.6
+MB, on a shared 2-core machine): the whole file is read as bytes and goes, in one call, through
+the first tier that is available:
+
+1. the native parser ``pointseg._native._parse`` (C, built by setup.py when a compiler exists;
+   :data:`PARSER_TIER` says which tier is active): strict ``x y z r g b`` lines (``-?D*(.D*)?``
+   coordinates, integer colours 0..255, single spaces, newline line ends), correctly rounded
+   decimal -> float64 -> float32 (Clinger's exact fast path; CPython's strtod for longer tokens),
+   so the result is bit-identical to ``np.loadtxt(...).astype(float32)``; GIL released.
+   ~590 MB/s parse-only, ~27x ``np.loadtxt``; the whole ``prepare_s3dis`` (read, parse, npz
+   write + fsync, sha256, index) ~190 MB/s in one process, ~8.4x the PointNet recipe.
+2. without it, ``bytes.translate`` (GB/s) proves the file holds only ``0-9 . - space newline``
+   and pandas' C reader parses it with strict dtypes (float32 xyz, uint8 colours); the row
+   count must equal the line count. ~84 MB/s parse-only, ~4x ``np.loadtxt``; ``np.fromstring``
+   was no faster than ``np.loadtxt`` and a vectorised numpy digit parser was slower than pandas.
+
+Either tier refuses anything outside its strict format instead of guessing. A file with a few
+lines holding unexpected bytes (the real corrupt files: one stray byte in ~1 M lines) sends only
+those lines through the line-by-line parser; anything else (wrong column counts, blank lines,
+colours outside 0..255, ...) is parsed line by line. Files over 8 MB go in 8 MB chunks (bounded
+memory; only the chunks with problems leave the fast tier). The line-by-line parser repairs what is
+unambiguous, skips the rest, and reports every line. Rooms run in parallel processes (``workers``).
 """
 
 from __future__ import annotations
