@@ -33,42 +33,58 @@
 #define SAMPLE 256
 #define SAMPLE_BUCKETS 64
 
-/* A threshold t such that about r + 1 of the sample are <= t (at least r + 1 when the sample is
- * finite). Non-finite samples are ignored; returns +inf when there is no finite sample. */
+/* t = the r-th smallest (0-based) finite value of a strided sample of 256 scores, found by
+ * histogram refinement: 64 buckets linear between the current bounds, keep the bucket that holds
+ * rank r, repeat inside it until it holds <= 4 samples (feature distances are heavy-tailed, so a
+ * single linear histogram over [min, max] would put most of the low tail in one bucket).
+ * Non-finite samples are skipped (-inf, the diagonal, counts as below everything); returns +inf
+ * when fewer than r + 1 finite samples exist. */
 static float sample_threshold(const float *s, int n, int r) {
     int stride = n / SAMPLE;
     float v[SAMPLE];
+    int m = 0, below = 0;
     float lo = INFINITY, hi = -INFINITY;
-    int below = 0; /* -inf samples: below every bucket */
     for (int i = 0; i < SAMPLE; i++) {
         float x = s[(size_t)i * stride];
-        v[i] = x;
-        below += x == -INFINITY;
-        if (x > -INFINITY && x < INFINITY) {
+        if (x == -INFINITY) {
+            below++;
+        } else if (x < INFINITY) { /* NaN fails this too */
+            v[m++] = x;
             lo = x < lo ? x : lo;
             hi = x > hi ? x : hi;
         }
     }
-    if (!(lo <= hi)) return INFINITY;
-    int count[SAMPLE_BUCKETS] = {0};
-    float bmax[SAMPLE_BUCKETS];
-    for (int b = 0; b < SAMPLE_BUCKETS; b++) bmax[b] = -INFINITY;
-    /* float math is enough here: t only has to be some sample value; (x - lo) * scale is
-     * monotone in x and clamped, so bucket order follows value order. */
-    float scale = hi > lo ? (SAMPLE_BUCKETS - 1) / (hi - lo) : 0.0f;
-    if (!(scale < INFINITY)) scale = 0.0f; /* hi - lo subnormal */
-    for (int i = 0; i < SAMPLE; i++) {
-        float x = v[i];
-        if (!(x > -INFINITY && x < INFINITY)) continue;
-        float f = (x - lo) * scale;
-        int b = f < (float)(SAMPLE_BUCKETS - 1) ? (int)f : SAMPLE_BUCKETS - 1;
-        count[b]++;
-        bmax[b] = x > bmax[b] ? x : bmax[b];
-    }
-    int cum = below;
-    for (int b = 0; b < SAMPLE_BUCKETS; b++) {
-        cum += count[b];
-        if (cum > r) return bmax[b];
+    r -= below; /* rank among the finite samples */
+    if (r < 0) r = 0;
+    if (r >= m) return INFINITY;
+    for (int round = 0; round < 8; round++) {
+        int count[SAMPLE_BUCKETS] = {0};
+        float bmin[SAMPLE_BUCKETS], bmax[SAMPLE_BUCKETS];
+        for (int b = 0; b < SAMPLE_BUCKETS; b++) {
+            bmin[b] = INFINITY;
+            bmax[b] = -INFINITY;
+        }
+        /* (x - lo) * scale is monotone in x and clamped, so bucket order is value order */
+        float scale = hi > lo ? (SAMPLE_BUCKETS - 1) / (hi - lo) : 0.0f;
+        if (!(scale < INFINITY)) scale = 0.0f;
+        int k = 0; /* samples inside [lo, hi] move to the front */
+        for (int i = 0; i < m; i++) {
+            float x = v[i];
+            if (x < lo || x > hi) continue;
+            v[k++] = x;
+            float f = (x - lo) * scale;
+            int b = f < (float)(SAMPLE_BUCKETS - 1) ? (int)f : SAMPLE_BUCKETS - 1;
+            count[b]++;
+            bmin[b] = x < bmin[b] ? x : bmin[b];
+            bmax[b] = x > bmax[b] ? x : bmax[b];
+        }
+        m = k;
+        int b = 0, cum = 0;
+        while (cum + count[b] <= r) cum += count[b++];
+        if (count[b] <= 4 || bmin[b] == bmax[b]) return bmax[b];
+        r -= cum; /* rank inside bucket b */
+        lo = bmin[b];
+        hi = bmax[b];
     }
     return hi;
 }
