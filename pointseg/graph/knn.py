@@ -196,14 +196,22 @@ def _select_np(s: np.ndarray, k: int, workers: int) -> np.ndarray:
     return out
 
 
-def _scores_chunk(xc: Tensor, xt: Tensor, sq: Tensor, start: int, stop: int) -> Tensor:
+def _scores_chunk(
+    xc: Tensor, xt: Tensor, sq: Tensor, start: int, stop: int, buf: Tensor | None = None
+) -> Tensor:
     """Ranking scores ``‖x_j‖² − 2 x_i·x_j`` for query rows ``start:stop``; self set to -inf.
 
-    xc: (B, N, C) centred features; xt: (B, C, N) its transpose; sq: (B, 1, N) squared norms.
-    Returns (B, stop − start, N), contiguous.
+    xc: (B, N, C) centred features; xt: (B, C, N) its transpose; sq: (B, 1, N) squared norms;
+    buf: optional flat buffer of >= B·(stop − start)·N elements to write into (one allocation
+    per graph instead of one ~16 MB block per chunk). Returns (B, stop − start, N), contiguous.
     """
+    B, N = xc.shape[0], xc.shape[1]
     # One fused kernel: sq + (−2) · x_chunk @ xᵀ.  (B, m, N)
-    s = torch.baddbmm(sq, xc[:, start:stop], xt, beta=1.0, alpha=-2.0)
+    if buf is None:
+        s = torch.baddbmm(sq, xc[:, start:stop], xt, beta=1.0, alpha=-2.0)
+    else:
+        s = buf[: B * (stop - start) * N].view(B, stop - start, N)
+        torch.baddbmm(sq, xc[:, start:stop], xt, beta=1.0, alpha=-2.0, out=s)
     # Diagonal entries (row r ↔ column start + r) of the (m, N) block, per batch element.
     s.diagonal(offset=start, dim1=1, dim2=2).fill_(float("-inf"))  # (B, m) view
     return s
@@ -268,9 +276,10 @@ def _topk_indices(
         )
         out = torch.empty(B, N, len(r_np), dtype=torch.long)
         out_np = out.numpy()
+        buf = torch.empty(B * min(chunk_size, N) * N, dtype=x.dtype)
         for start in range(0, N, chunk_size):
             stop = min(N, start + chunk_size)
-            s_np = _scores_chunk(xc, xt, sq, start, stop).numpy()  # (B, m, N)
+            s_np = _scores_chunk(xc, xt, sq, start, stop, buf).numpy()  # (B, m, N)
             pieces = _row_splits(stop - start, -(-workers // B))
             blocks = [
                 (s_np[b, r0:r1], out_np[b, start + r0 : start + r1])
