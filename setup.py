@@ -1,6 +1,6 @@
 """Build the optional C extensions; all metadata lives in pyproject.toml.
 
-Both extensions are optional: without a C compiler the install still succeeds and pointseg falls
+All extensions are optional: without a C compiler the install still succeeds and pointseg falls
 back to its pure numpy / pandas code paths (slower; `pointseg info` says which are active).
 """
 
@@ -13,6 +13,12 @@ setup(
         Extension(
             "pointseg._native._parse",
             ["pointseg/_native/parse.c"],
+            extra_compile_args=_FLAGS,
+            optional=True,
+        ),
+        Extension(
+            "pointseg._native._edge",
+            ["pointseg/_native/edge.c"],
             extra_compile_args=_FLAGS,
             optional=True,
         ),
