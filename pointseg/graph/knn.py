@@ -50,6 +50,12 @@ except ImportError:  # pragma: no cover - exercised on machines without a compil
 
 HAVE_NATIVE = _native_select is not None
 
+
+def _native_disabled() -> bool:
+    """``POINTSEG_NO_NATIVE=1`` makes ``method="auto"`` skip the compiled kernels (A/B runs)."""
+    return os.environ.get("POINTSEG_NO_NATIVE", "") not in ("", "0")
+
+
 # Bytes of one (B, chunk, N) float32 score block: ~16 MB keeps the temporaries of a chunk
 # (scores, partition copy, mask) in the last-level cache region; 256 rows × B=4 × N=4096.
 _CHUNK_BYTES = 16 * 1024 * 1024
@@ -250,7 +256,9 @@ def _topk_indices(
             f"(available: {HAVE_NATIVE}; reinstall with `pip install -e .`) and a float32 CPU "
             f"tensor; got {x.dtype} on {x.device}"
         )
-    use_native = method == "native" or (method == "auto" and on_cpu_f32 and HAVE_NATIVE)
+    use_native = method == "native" or (
+        method == "auto" and on_cpu_f32 and HAVE_NATIVE and not _native_disabled()
+    )
     use_np = not use_native and (
         method == "partition" or (method == "auto" and on_cpu_f32 and kmax * _PARTITION_RATIO > N)
     )
@@ -322,8 +330,8 @@ def knn(x: Tensor, k: int, *, chunk_size: int | None = None, method: str = "auto
         chunk_size: query rows per chunk (memory O(B · chunk · N)); default ~16 MB of scores.
         method: ``"topk"`` (torch.topk, any device), ``"partition"`` (numpy SIMD partition,
             CPU float32 only), ``"native"`` (the compiled kernel, CPU float32 only), or
-            ``"auto"`` (native on CPU float32 when built, else partition unless k <= N / 256,
-            else topk). All give the exact k nearest; native and partition break exact ties by
+            ``"auto"`` (native on CPU float32 when built and ``POINTSEG_NO_NATIVE`` is unset,
+            else partition unless k <= N / 256, else topk). All give the exact k nearest; native and partition break exact ties by
             the lower index, topk may order exactly tied distances differently.
 
     Raises:

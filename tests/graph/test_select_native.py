@@ -128,3 +128,17 @@ def test_knn_native_equals_partition_path():
 def test_native_method_needs_float32_cpu():
     with pytest.raises(ValueError, match="method='native' needs"):
         knn(torch.randn(1, 40, 3, dtype=torch.float64), 5, method="native")
+
+
+def test_no_native_env_switches_auto_to_the_numpy_path(monkeypatch):
+    import pointseg.graph.knn as knn_module
+
+    calls = []
+    real = knn_module._native_rows
+    monkeypatch.setattr(knn_module, "_native_rows", lambda *a: calls.append(1) or real(*a))
+    x = torch.randn(1, 300, 8)
+    want = knn(x, 40)
+    assert calls  # auto used the kernel
+    calls.clear()
+    monkeypatch.setenv("POINTSEG_NO_NATIVE", "1")
+    assert torch.equal(knn(x, 40), want) and not calls
