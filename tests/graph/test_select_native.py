@@ -131,7 +131,9 @@ def test_native_method_needs_float32_cpu():
 
 
 def test_no_native_env_switches_auto_to_the_numpy_path(monkeypatch):
-    import pointseg.graph.knn as knn_module
+    import sys
+
+    knn_module = sys.modules["pointseg.graph.knn"]  # the module (pointseg.graph.knn is shadowed)
 
     calls = []
     real = knn_module._native_rows
