@@ -345,3 +345,127 @@ def test_empty_buffers_are_not_taken_by_the_fast_path(native):
 def test_extension_source_is_next_to_the_package():
     # setup.py builds pointseg._native._parse from this file.
     assert (Path(s3dis.__file__).parents[1] / "_native" / "parse.c").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# parse_prefix: parse up to a bad line, continue after it (the hybrid path)
+# ---------------------------------------------------------------------------------------------
+
+
+def prefix_loop(native, buf: bytes) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Every strict line through parse_prefix, the bad ones skipped: rows and bad line indices."""
+    n_lines = native.count_lines(buf)
+    xyz, rgb = np.empty((n_lines, 3), np.float32), np.empty((n_lines, 3), np.uint8)
+    row, pos, bad = 0, 0, []
+    while pos < len(buf):
+        n, stop = native.parse_prefix(buf, pos, xyz[row:], rgb[row:])
+        row += n
+        if stop == len(buf):
+            break
+        assert stop == 0 or buf[stop - 1 : stop] == b"\n"  # a line start
+        bad.append(row + len(bad))
+        end = buf.find(b"\n", stop)
+        pos = len(buf) if end < 0 else end + 1
+    return xyz[:row], rgb[:row], bad
+
+
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_parse_prefix_skips_exactly_the_bad_lines(native, final_newline):
+    rng = np.random.default_rng(5)
+    good = [" ".join(coordinate_tokens(rng, 3) + ["1", "2", "3"]).encode() for _ in range(300)]
+    lines = list(good)
+    where = sorted(rng.choice(300, size=40, replace=False).tolist())
+    for k, i in enumerate(where):
+        lines[i] = REJECTED[k % len(REJECTED)][0]
+    lines[-1] = REJECTED[0][0]  # the last line bad too (with and without its newline)
+    where = sorted(set(where) | {299})
+    buf = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    xyz, rgb, bad = prefix_loop(native, buf)
+    assert bad == where
+    kept = b"\n".join(g for i, g in enumerate(good) if i not in set(where))
+    ref = np.loadtxt(io.BytesIO(kept), ndmin=2)
+    np.testing.assert_array_equal(
+        xyz.view(np.uint32), ref[:, :3].astype(np.float32).view(np.uint32)
+    )
+    np.testing.assert_array_equal(rgb, ref[:, 3:].astype(np.uint8))
+
+
+def test_parse_prefix_overflow_line_stops_there_and_the_rest_is_reparsed(native):
+    # A slow-path token too large for float32 is only found after the scan: the rows from that
+    # line on are dropped and the next call starts after it.
+    lines = [
+        b"0.5 1.5 2.5 1 2 3",
+        b"1" * 20 + b".25 0 0 4 5 6",
+        b"0 " + b"1" * 40 + b" 0 7 8 9",
+    ]  # 2nd column
+    lines += [b"3." + b"3" * 25 + b" 0 0 10 11 12", b"-4.5 0 0 13 14 15"]
+    buf = b"\n".join(lines)
+    xyz, rgb, bad = prefix_loop(native, buf)
+    assert bad == [2]
+    ref = np.loadtxt(io.BytesIO(b"\n".join(lines[:2] + lines[3:])))
+    np.testing.assert_array_equal(
+        xyz.view(np.uint32), ref[:, :3].astype(np.float32).view(np.uint32)
+    )
+    np.testing.assert_array_equal(rgb[:, 0], [1, 4, 10, 13])
+    n, stop = native.parse_prefix(buf, 0, np.empty((5, 3), np.float32), np.empty((5, 3), np.uint8))
+    assert (n, stop) == (2, buf.index(b"0 " + b"1" * 40))  # the line start, not the token
+
+
+def test_parse_prefix_arguments(native):
+    buf = GOOD + b"\n" + GOOD
+    xyz, rgb = np.empty((2, 3), np.float32), np.empty((2, 3), np.uint8)
+    assert native.parse_prefix(buf, 0, xyz, rgb) == (2, len(buf))
+    assert native.parse_prefix(buf, len(GOOD) + 1, xyz, rgb) == (1, len(buf))
+    assert native.parse_prefix(buf, len(buf), xyz, rgb) == (0, len(buf))
+    assert native.parse_prefix(buf, 0, xyz[:1], rgb[:1]) == (1, len(GOOD) + 1)  # rows full
+    for start in (-1, len(buf) + 1):
+        with pytest.raises(ValueError, match="start"):
+            native.parse_prefix(buf, start, xyz, rgb)
+
+
+def corrupt_file(seed: int, n: int = 3000, bad: int = 60) -> bytes:
+    rng = np.random.default_rng(seed)
+    lines = [
+        " ".join(coordinate_tokens(rng, 3) + [str(c) for c in rng.integers(0, 256, 3)]).encode()
+        for _ in range(n)
+    ]
+    for i in rng.choice(n, size=bad, replace=False):
+        lines[i] = REJECTED[rng.integers(len(REJECTED))][0]
+    return b"\n".join(lines) + (b"\n" if seed % 2 else b"")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_native_hybrid_equals_the_pandas_tier_and_line_by_line(native, tmp_path, monkeypatch, seed):
+    # Every kind of bad line (not only bad bytes) stays a single line outside C; values and
+    # reports equal the pandas tier's and the full line-by-line parse's.
+    f = tmp_path / "wall_1.txt"
+    f.write_bytes(corrupt_file(seed))
+    real_slow = s3dis._slow_parse
+    monkeypatch.setattr(s3dis, "_slow_parse", None)  # would raise if the whole file went slow
+    hybrid = s3dis.parse_annotation_file(f)
+    monkeypatch.setattr(s3dis, "_slow_parse", real_slow)
+    monkeypatch.setattr(s3dis, "_native_parse_mod", None)
+    pandas_tier = s3dis.parse_annotation_file(f)
+    monkeypatch.setattr(s3dis, "_split_suspects", lambda b: None)
+    slow = s3dis.parse_annotation_file(f)
+    for other in (pandas_tier, slow):
+        np.testing.assert_array_equal(hybrid[0].view(np.uint32), other[0].view(np.uint32))
+        np.testing.assert_array_equal(hybrid[1], other[1])
+        assert [i.to_dict() for i in hybrid[2]] == [i.to_dict() for i in other[2]]
+    assert len(hybrid[2]) >= 30
+
+
+def test_native_hybrid_gives_up_beyond_the_suspect_limit(native, tmp_path, monkeypatch):
+    f = tmp_path / "wall_1.txt"
+    f.write_bytes(corrupt_file(7, n=400, bad=30))
+    monkeypatch.setattr(s3dis, "_MAX_SUSPECT_LINES", 10)
+    calls = []
+    real_slow = s3dis._slow_parse
+    monkeypatch.setattr(s3dis, "_slow_parse", lambda b, log: calls.append(1) or real_slow(b, log))
+    limited = s3dis.parse_annotation_file(f)
+    assert calls == [1]  # the whole file went line by line
+    monkeypatch.setattr(s3dis, "_MAX_SUSPECT_LINES", 10_000)
+    hybrid = s3dis.parse_annotation_file(f)
+    assert calls == [1]
+    np.testing.assert_array_equal(limited[0], hybrid[0])
+    assert [i.to_dict() for i in limited[2]] == [i.to_dict() for i in hybrid[2]]

@@ -132,17 +132,26 @@ static inline const char *parse_colour(const char *p, unsigned char *out)
     return p;
 }
 
-/* Lines of [p, end), which must end in '\n' (the sentinel that stops every scan). Line and
- * row numbers start at `i`; `base` is the offset of p in the caller's buffer (for the slow
- * tokens). Returns the next row index, -1 - line on a format error, or PY_SSIZE_T_MIN when the
- * slow-token list cannot grow. */
+/* Lines of [p, end), which must end in '\n' (the sentinel that stops every scan), into rows
+ * i, i+1, ... of xyz / rgb (at most `rows`); `base` is the offset of p in the caller's buffer
+ * (for the slow tokens). Parses up to the first line outside the strict format or past the
+ * rows: *bad is then that line's start, else NULL. Returns the next row index, or
+ * PY_SSIZE_T_MIN when the slow-token list cannot grow. */
 static Py_ssize_t parse_region(const char *p, const char *end, Py_ssize_t base, Py_ssize_t i,
-                               float *xyz, unsigned char *rgb, Py_ssize_t rows, SlowList *slow)
+                               float *xyz, unsigned char *rgb, Py_ssize_t rows, SlowList *slow,
+                               const char **bad)
 {
-    const char *start = p;
+    const char *start = p, *line = p;
+#define FAIL_LINE()  \
+    do {             \
+        *bad = line; \
+        return i;    \
+    } while (0)
+    *bad = NULL;
     while (p < end) {
+        line = p;
         if (i >= rows)
-            return -1 - i;
+            FAIL_LINE();
         float *x = xyz + 3 * i;
         unsigned char *c = rgb + 3 * i;
         for (int j = 0; j < 3; j++) {
@@ -151,10 +160,10 @@ static Py_ssize_t parse_region(const char *p, const char *end, Py_ssize_t base, 
             int is_slow;
             p = parse_coord(p, &v, &is_slow);
             if (p == NULL || *p != ' ')
-                return -1 - i;
+                FAIL_LINE();
             if (is_slow) {
                 if (p - tok > MAX_TOKEN)
-                    return -1 - i;
+                    FAIL_LINE();
                 if (slow_push(slow, 3 * i + j, base + (tok - start), p - tok) < 0)
                     return PY_SSIZE_T_MIN;
             }
@@ -162,45 +171,26 @@ static Py_ssize_t parse_region(const char *p, const char *end, Py_ssize_t base, 
             p++;
         }
         if ((p = parse_colour(p, c)) == NULL || *p++ != ' ')
-            return -1 - i;
+            FAIL_LINE();
         if ((p = parse_colour(p, c + 1)) == NULL || *p++ != ' ')
-            return -1 - i;
+            FAIL_LINE();
         if ((p = parse_colour(p, c + 2)) == NULL || *p++ != '\n')
-            return -1 - i;
+            FAIL_LINE();
         i++;
     }
+#undef FAIL_LINE
     return i;
 }
 
-/* The GIL-free part: the lines up to the last '\n' in place, then the unterminated last line
- * (if any) from a copy with a '\n' appended. Same returns as parse_region. */
-static Py_ssize_t parse_lines(const char *buf, Py_ssize_t len, float *xyz, unsigned char *rgb,
-                              Py_ssize_t rows, SlowList *slow)
-{
-    Py_ssize_t body = len;
-    while (body > 0 && buf[body - 1] != '\n')
-        body--;
-    Py_ssize_t i = parse_region(buf, buf + body, 0, 0, xyz, rgb, rows, slow);
-    if (i < 0 || body == len)
-        return i;
-    Py_ssize_t tail = len - body;
-    char *copy = PyMem_RawMalloc((size_t)tail + 1);
-    if (copy == NULL)
-        return PY_SSIZE_T_MIN;
-    memcpy(copy, buf + body, (size_t)tail);
-    copy[tail] = '\n';
-    i = parse_region(copy, copy + tail + 1, body, i, xyz, rgb, rows, slow);
-    PyMem_RawFree(copy);
-    return i;
-}
-
-/* Convert the remembered tokens with the GIL held. Returns 0, or -1 - line if a value is not
- * a finite float32 (the robust path reports those lines). */
-static Py_ssize_t convert_slow(const char *buf, float *xyz, const SlowList *slow)
+/* Convert the remembered tokens of rows < n with the GIL held. Returns -1, or the first row
+ * with a value that is not a finite float32 (the robust path reports that line). */
+static Py_ssize_t convert_slow(const char *buf, float *xyz, const SlowList *slow, Py_ssize_t n)
 {
     char tmp[MAX_TOKEN + 1];
     for (Py_ssize_t s = 0; s < slow->size; s++) {
         const SlowToken *t = &slow->items[s];
+        if (t->index / 3 >= n)
+            break; /* a token of the line that stopped the parse: not a row */
         memcpy(tmp, buf + t->start, (size_t)t->len);
         tmp[t->len] = '\0';
         char *stop = NULL;
@@ -208,14 +198,64 @@ static Py_ssize_t convert_slow(const char *buf, float *xyz, const SlowList *slow
         double v = PyOS_string_to_double(tmp, &stop, NULL);
         if ((v == -1.0 && PyErr_Occurred()) || stop != tmp + t->len) {
             PyErr_Clear();
-            return -1 - t->index / 3;
+            return t->index / 3;
         }
         float f = (float)v;
         if (!isfinite(f))
-            return -1 - t->index / 3;
+            return t->index / 3;
         xyz[t->index] = f;
     }
-    return 0;
+    return -1;
+}
+
+/* Strict lines of buf from byte `start` (a line start) into rows 0, 1, ... Returns the rows
+ * parsed and sets *stop to the offset of the first line outside the format (or past the rows),
+ * or to len when every line parsed; PY_SSIZE_T_MIN when out of memory. The GIL is released
+ * for the scan and held for the slow tokens. */
+static Py_ssize_t parse_lines(const char *buf, Py_ssize_t start, Py_ssize_t len, float *xyz,
+                              unsigned char *rgb, Py_ssize_t rows, Py_ssize_t *stop)
+{
+    SlowList slow = {NULL, 0, 0};
+    const char *bad = NULL;
+    Py_ssize_t n, body = len;
+    Py_BEGIN_ALLOW_THREADS
+    /* In place up to the last '\n'; an unterminated last line from a copy ending in '\n'. */
+    while (body > start && buf[body - 1] != '\n')
+        body--;
+    n = parse_region(buf + start, buf + body, start, 0, xyz, rgb, rows, &slow, &bad);
+    *stop = bad ? bad - buf : body;
+    if (n != PY_SSIZE_T_MIN && bad == NULL && body < len) {
+        Py_ssize_t tail = len - body;
+        char *copy = PyMem_RawMalloc((size_t)tail + 1);
+        if (copy == NULL) {
+            n = PY_SSIZE_T_MIN;
+        } else {
+            memcpy(copy, buf + body, (size_t)tail);
+            copy[tail] = '\n';
+            n = parse_region(copy, copy + tail + 1, body, n, xyz, rgb, rows, &slow, &bad);
+            *stop = bad ? body + (bad - copy) : len;
+            PyMem_RawFree(copy);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (n != PY_SSIZE_T_MIN && slow.size) {
+        Py_ssize_t row = convert_slow(buf, xyz, &slow, n);
+        if (row >= 0) {
+            /* That row's line is bad: the rows from it on are dropped, the parse stops there. */
+            Py_ssize_t pos = slow.items[0].start;
+            for (Py_ssize_t s = 0; s < slow.size; s++)
+                if (slow.items[s].index / 3 == row) {
+                    pos = slow.items[s].start;
+                    break;
+                }
+            while (pos > start && buf[pos - 1] != '\n')
+                pos--;
+            n = row;
+            *stop = pos;
+        }
+    }
+    PyMem_RawFree(slow.items);
+    return n;
 }
 
 static int format_is(const Py_buffer *view, char code)
@@ -235,6 +275,48 @@ static int format_is(const Py_buffer *view, char code)
     return f[0] == code && f[1] == '\0';
 }
 
+/* The three buffers of parse_xyzrgb / parse_prefix; on success returns the row capacity. */
+static Py_ssize_t get_buffers(PyObject *buf_obj, PyObject *xyz_obj, PyObject *rgb_obj,
+                              Py_buffer *buf, Py_buffer *xyz, Py_buffer *rgb)
+{
+    if (PyObject_GetBuffer(buf_obj, buf, PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (PyObject_GetBuffer(xyz_obj, xyz, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) <
+        0) {
+        PyBuffer_Release(buf);
+        return -1;
+    }
+    if (PyObject_GetBuffer(rgb_obj, rgb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) <
+        0) {
+        PyBuffer_Release(xyz);
+        PyBuffer_Release(buf);
+        return -1;
+    }
+    Py_ssize_t rows = xyz->len / 12;
+    if (!format_is(xyz, 'f') || xyz->itemsize != 4 || xyz->len % 12) {
+        PyErr_SetString(PyExc_ValueError, "xyz must be a C-contiguous float32 buffer of n * 3 items");
+        rows = -1;
+    } else if (!format_is(rgb, 'B') || rgb->itemsize != 1 || rgb->len != 3 * rows) {
+        PyErr_Format(PyExc_ValueError,
+                     "rgb must be a C-contiguous uint8 buffer of n * 3 = %zd items (got %zd)",
+                     3 * rows, rgb->len);
+        rows = -1;
+    }
+    if (rows < 0) {
+        PyBuffer_Release(rgb);
+        PyBuffer_Release(xyz);
+        PyBuffer_Release(buf);
+    }
+    return rows;
+}
+
+static void release_buffers(Py_buffer *buf, Py_buffer *xyz, Py_buffer *rgb)
+{
+    PyBuffer_Release(rgb);
+    PyBuffer_Release(xyz);
+    PyBuffer_Release(buf);
+}
+
 PyDoc_STRVAR(parse_xyzrgb_doc,
              "parse_xyzrgb(buf, xyz, rgb) -> int\n\n"
              "Parse strict `x y z r g b` lines of the bytes-like `buf` into the writable float32\n"
@@ -248,52 +330,48 @@ static PyObject *parse_xyzrgb(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOO:parse_xyzrgb", &buf_obj, &xyz_obj, &rgb_obj))
         return NULL;
     Py_buffer buf, xyz, rgb;
-    if (PyObject_GetBuffer(buf_obj, &buf, PyBUF_C_CONTIGUOUS) < 0)
+    Py_ssize_t stop, rows = get_buffers(buf_obj, xyz_obj, rgb_obj, &buf, &xyz, &rgb);
+    if (rows < 0)
         return NULL;
-    if (PyObject_GetBuffer(xyz_obj, &xyz, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) <
-        0) {
-        PyBuffer_Release(&buf);
+    Py_ssize_t n = parse_lines((const char *)buf.buf, 0, buf.len, (float *)xyz.buf,
+                               (unsigned char *)rgb.buf, rows, &stop);
+    Py_ssize_t len = buf.len;
+    release_buffers(&buf, &xyz, &rgb);
+    if (n == PY_SSIZE_T_MIN)
+        return PyErr_NoMemory();
+    /* Every line before the bad one is a row: its index is n. */
+    return PyLong_FromSsize_t(stop == len ? n : -1 - n);
+}
+
+PyDoc_STRVAR(parse_prefix_doc,
+             "parse_prefix(buf, start, xyz, rgb) -> (rows, stop)\n\n"
+             "Parse the strict lines of `buf` from byte `start` (a line start) into rows 0, 1,\n"
+             "... of `xyz` / `rgb` (as parse_xyzrgb) up to the first line outside the strict\n"
+             "format or past the rows. Returns the rows parsed and the byte offset of that line,\n"
+             "or len(buf) when every line parsed. Calling it again after the bad line parses\n"
+             "the rest: a file with a few bad lines stays in C except for those lines.");
+
+static PyObject *parse_prefix(PyObject *self, PyObject *args)
+{
+    PyObject *buf_obj, *xyz_obj, *rgb_obj;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "OnOO:parse_prefix", &buf_obj, &start, &xyz_obj, &rgb_obj))
+        return NULL;
+    Py_buffer buf, xyz, rgb;
+    Py_ssize_t stop, rows = get_buffers(buf_obj, xyz_obj, rgb_obj, &buf, &xyz, &rgb);
+    if (rows < 0)
+        return NULL;
+    if (start < 0 || start > buf.len) {
+        PyErr_Format(PyExc_ValueError, "start %zd outside the buffer (0..%zd)", start, buf.len);
+        release_buffers(&buf, &xyz, &rgb);
         return NULL;
     }
-    if (PyObject_GetBuffer(rgb_obj, &rgb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) <
-        0) {
-        PyBuffer_Release(&xyz);
-        PyBuffer_Release(&buf);
-        return NULL;
-    }
-    PyObject *result = NULL;
-    SlowList slow = {NULL, 0, 0};
-    Py_ssize_t n, rows = xyz.len / 12;
-    if (!format_is(&xyz, 'f') || xyz.itemsize != 4 || xyz.len % 12) {
-        PyErr_SetString(PyExc_ValueError, "xyz must be a C-contiguous float32 buffer of n * 3 items");
-        goto done;
-    }
-    if (!format_is(&rgb, 'B') || rgb.itemsize != 1 || rgb.len != 3 * rows) {
-        PyErr_Format(PyExc_ValueError,
-                     "rgb must be a C-contiguous uint8 buffer of n * 3 = %zd items (got %zd)",
-                     3 * rows, rgb.len);
-        goto done;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    n = parse_lines((const char *)buf.buf, buf.len, (float *)xyz.buf, (unsigned char *)rgb.buf,
-                    rows, &slow);
-    Py_END_ALLOW_THREADS
-    if (n == PY_SSIZE_T_MIN) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (n >= 0 && slow.size) {
-        Py_ssize_t bad = convert_slow((const char *)buf.buf, (float *)xyz.buf, &slow);
-        if (bad < 0)
-            n = bad;
-    }
-    result = PyLong_FromSsize_t(n);
-done:
-    PyMem_RawFree(slow.items);
-    PyBuffer_Release(&rgb);
-    PyBuffer_Release(&xyz);
-    PyBuffer_Release(&buf);
-    return result;
+    Py_ssize_t n = parse_lines((const char *)buf.buf, start, buf.len, (float *)xyz.buf,
+                               (unsigned char *)rgb.buf, rows, &stop);
+    release_buffers(&buf, &xyz, &rgb);
+    if (n == PY_SSIZE_T_MIN)
+        return PyErr_NoMemory();
+    return Py_BuildValue("nn", n, stop);
 }
 
 PyDoc_STRVAR(count_lines_doc,
@@ -322,6 +400,7 @@ static PyObject *count_lines(PyObject *self, PyObject *arg)
 static PyMethodDef methods[] = {
     {"count_lines", count_lines, METH_O, count_lines_doc},
     {"parse_xyzrgb", parse_xyzrgb, METH_VARARGS, parse_xyzrgb_doc},
+    {"parse_prefix", parse_prefix, METH_VARARGS, parse_prefix_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -240,6 +240,7 @@ _CONTROL = bytes(b for b in itertools.chain(range(32), [127]) if b not in _WHITE
 _CONTROL_RE = re.compile(b"[" + re.escape(_CONTROL) + b"]")
 # A plain decimal number; nan/inf are accepted here so they are reported as non-finite values.
 _NUMBER_RE = re.compile(rb"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|(?i:nan|inf|infinity))")
+_NON_WHITESPACE = re.compile(rb"\S")  # the complement of what bytes.strip() strips
 _MAX_CONTROL_COMBINATIONS = 4  # 2**4 repair candidates at most per line
 
 
@@ -422,16 +423,55 @@ _CLEAN_BYTE[np.frombuffer(_FAST_BYTES, np.uint8)] = True
 _MAX_SUSPECT_LINES = 10_000  # beyond this the whole file goes line by line anyway
 
 
-def _split_suspects(
-    buf: bytes,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int, int]]] | None:
+_Split = tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int, int]]]
+
+
+def _split_suspects(buf: bytes) -> _Split | None:
     """Fast path for a big file with a few bad lines (the real corrupt S3DIS files: one stray
-    byte in ~1 M lines): cut out the lines holding unexpected bytes and parse the rest with the
-    C reader. None if the rest is not clean either (then the whole file goes line by line).
+    byte in ~1 M lines): the clean lines through the fast tier, only the suspect lines left for
+    the line-by-line parser. None if that does not pay (then the whole file goes line by line).
 
     Returns the clean lines' xyz float32 (m, 3), rgb uint8 (m, 3) and 1-based line numbers
-    int64 (m,), and the suspect lines as (line number, start, end) byte spans.
+    int64 (m,), and the suspect lines as (line number, start, end) byte spans. With the native
+    parser every line outside its strict format is a suspect (bad bytes, wrong columns, blank
+    lines, colours > 255, ...); with pandas only lines holding unexpected bytes are.
     """
+    if _native_parse_mod is not None:
+        return _split_native(buf)
+    return _split_unexpected_bytes(buf)
+
+
+def _split_native(buf: bytes) -> _Split | None:
+    """:func:`_split_suspects` with the native parser: parse up to the first bad line, note its
+    span, continue after it; one pass over the buffer however many bad lines there are."""
+    n_lines = _native_parse_mod.count_lines(buf)
+    xyz = np.empty((n_lines, 3), np.float32)
+    rgb = np.empty((n_lines, 3), np.uint8)
+    spans: list[tuple[int, int, int]] = []  # (line number, start, end)
+    row = pos = 0
+    while pos < len(buf):
+        n, stop = _native_parse_mod.parse_prefix(buf, pos, xyz[row:], rgb[row:])
+        row += n
+        if stop >= len(buf):
+            break
+        end = buf.find(b"\n", stop)
+        end = len(buf) if end < 0 else end
+        spans.append((row + len(spans) + 1, stop, end))  # every earlier line is a row or a span
+        if len(spans) > _MAX_SUSPECT_LINES:
+            return None
+        pos = end + 1
+    keep = np.ones(n_lines + 1, dtype=bool)
+    keep[0] = False
+    keep[[s[0] for s in spans]] = False
+    clean_numbers = np.flatnonzero(keep)  # (row,) 1-based
+    if clean_numbers.size != row:
+        raise AssertionError(f"native split: {row} rows but {clean_numbers.size} clean lines")
+    return xyz[:row], rgb[:row], clean_numbers, spans
+
+
+def _split_unexpected_bytes(buf: bytes) -> _Split | None:
+    """:func:`_split_suspects` with pandas: cut out the lines holding unexpected bytes and parse
+    the rest with its C reader; None if the rest is not clean either."""
     a = np.frombuffer(buf, np.uint8)
     bad = np.flatnonzero(~_CLEAN_BYTE[a])  # positions of unexpected bytes, (b,)
     if bad.size == 0:
@@ -548,7 +588,7 @@ def parse_annotation_file(
     if b"\r" in buf and b"\r\n" in buf:
         buf = buf.replace(b"\r\n", b"\n")  # Windows line endings: same lines, same numbers
         tried_fast = False
-    if not buf.strip():
+    if _NON_WHITESPACE.search(buf) is None:  # not buf.strip(): no copy of the buffer
         message = "file has no points" + (" (whitespace only)" if buf else "")
         log.add("empty-file", "skipped file", message)
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), log.finish()
@@ -579,7 +619,8 @@ def _chunks(buf: bytes, size: int) -> Iterator[tuple[int, int, int]]:
         cut = buf.find(b"\n", min(start + size, len(buf)) - 1)
         end = len(buf) if cut < 0 else cut + 1
         yield start, end, lines_before
-        lines_before += buf.count(b"\n", start, end)
+        if end < len(buf):  # not after the last chunk: a whole extra pass for one-chunk files
+            lines_before += buf.count(b"\n", start, end)
         start = end
 
 
