@@ -91,10 +91,11 @@ static float sample_threshold(const float *s, int n, int r) {
 
 /* Candidate columns {j : s[j] <= t} in column order into cand (room for n + 8); returns the
  * count. Branch-free: every step stores and advances by the number of hits. */
-static int collect_scalar(const float *s, int n, float t, int32_t *cand) {
+static int collect_scalar(const float *s, int n, float t, int32_t *cand, float *val) {
     int c = 0;
     for (int j = 0; j < n; j++) {
         cand[c] = j;
+        val[c] = s[j];
         c += s[j] <= t;
     }
     return c;
@@ -115,30 +116,33 @@ static void init_lut(void) {
 }
 
 /* AVX2: compare 8 scores at once, store the hit columns with one LUT load and one add. */
-/* `dense`: most 8-lane groups hold a hit, so store unconditionally (a branch on the mask would
- * mispredict); otherwise skip empty groups (a well-predicted branch). */
 __attribute__((target("avx2,popcnt"))) static int collect_avx2(const float *s, int n, float t,
-                                                              int32_t *cand, int dense) {
+                                                              int32_t *cand, float *val,
+                                                              int dense) {
     int c = 0, j = 0;
     __m256 tv = _mm256_set1_ps(t);
-    if (dense) {
-        for (; j + 8 <= n; j += 8) {
-            int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s + j), tv, _CMP_LE_OQ));
-            __m256i ids = _mm256_loadu_si256((const __m256i *)compress_lut[m]);
-            _mm256_storeu_si256((__m256i *)(cand + c), _mm256_add_epi32(ids, _mm256_set1_epi32(j)));
-            c += __builtin_popcount((unsigned)m);
-        }
-    }
-    for (; j + 8 <= n; j += 8) {
-        int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s + j), tv, _CMP_LE_OQ));
-        if (m) {
-            __m256i ids = _mm256_loadu_si256((const __m256i *)compress_lut[m]);
-            _mm256_storeu_si256((__m256i *)(cand + c), _mm256_add_epi32(ids, _mm256_set1_epi32(j)));
-            c += __builtin_popcount((unsigned)m);
-        }
-    }
+    /* hits of an 8-lane group: their lane ids packed to the front (LUT), then the column ids
+     * (lane + j) and the values (a lane permutation) stored at the current end */
+#define COLLECT8(DENSE)                                                                      \
+    do {                                                                                     \
+        __m256 x = _mm256_loadu_ps(s + j);                                                   \
+        int m = _mm256_movemask_ps(_mm256_cmp_ps(x, tv, _CMP_LE_OQ));                        \
+        if ((DENSE) || m) {                                                                  \
+            __m256i ids = _mm256_loadu_si256((const __m256i *)compress_lut[m]);              \
+            _mm256_storeu_si256((__m256i *)(cand + c),                                       \
+                                _mm256_add_epi32(ids, _mm256_set1_epi32(j)));                \
+            _mm256_storeu_ps(val + c, _mm256_permutevar8x32_ps(x, ids));                     \
+            c += __builtin_popcount((unsigned)m);                                            \
+        }                                                                                    \
+    } while (0)
+    if (dense)
+        for (; j + 8 <= n; j += 8) COLLECT8(1); /* most groups hit: no branch to mispredict */
+    else
+        for (; j + 8 <= n; j += 8) COLLECT8(0); /* most groups miss: a predictable branch */
+#undef COLLECT8
     for (; j < n; j++) {
         cand[c] = j;
+        val[c] = s[j];
         c += s[j] <= t;
     }
     return c;
@@ -152,11 +156,13 @@ static int have_avx2;
 #define SIMD_NAME "scalar"
 #endif
 
-static int collect(const float *s, int n, float t, int32_t *cand, int expect) {
+/* Candidate columns {j : s[j] <= t} and their values, in column order; returns the count.
+ * cand and val need room for n + 8 entries (the AVX2 path stores whole 8-lane groups). */
+static int collect(const float *s, int n, float t, int32_t *cand, float *val, int expect) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (have_avx2) return collect_avx2(s, n, t, cand, (int64_t)expect * 16 > n);
+    if (have_avx2) return collect_avx2(s, n, t, cand, val, (int64_t)expect * 16 > n);
 #endif
-    return collect_scalar(s, n, t, cand);
+    return collect_scalar(s, n, t, cand, val);
 }
 
 typedef struct {
@@ -233,27 +239,46 @@ static void select_row(const float *s, int n, int kmax, const int64_t *ranks, in
         int r = (int)(mu + 3.0 * sqrt(mu) + 3.0);
         if (r < SAMPLE) {
             t = sample_threshold(s, n, r);
-            if (t < INFINITY) c = collect(s, n, t, w->col, kmax);
+            if (t < INFINITY) c = collect(s, n, t, w->col, w->val, kmax);
             if (c < kmax) c = n; /* unlucky sample (or non-finite scores): the whole row */
         }
     }
     int whole = c == n;
-    if (whole)
-        for (int j = 0; j < n; j++) w->col[j] = j;
     /* Split: -inf first, finite values sorted, then +inf, then NaN (argsort's order). */
     int32_t *neg = w->head, *pos = w->tail; /* free until bucket_sort */
     int nneg = 0, npos = 0, m = 0;
     float lo = INFINITY, hi = -INFINITY;
-    for (int i = 0; i < c; i++) {
-        int32_t j = w->col[i];
-        float v = s[j];
-        if (v == -INFINITY) {
-            neg[nneg++] = j;
-        } else if (v < INFINITY) {
-            w->val[m] = v;
-            w->col[m++] = j; /* m <= i: in place */
-            lo = v < lo ? v : lo;
-            hi = v > hi ? v : hi;
+    if (!whole) {
+        /* candidates hold finite values <= t and -inf (self): no NaN, no +inf */
+        m = c;
+        for (int i = 0; i < m; i++) lo = w->val[i] < lo ? w->val[i] : lo;
+        if (lo == -INFINITY) { /* move the -inf columns out, keep order */
+            int k = 0;
+            lo = INFINITY;
+            for (int i = 0; i < m; i++) {
+                float v = w->val[i];
+                if (v == -INFINITY) {
+                    neg[nneg++] = w->col[i];
+                } else {
+                    w->val[k] = v;
+                    w->col[k++] = w->col[i];
+                    lo = v < lo ? v : lo;
+                }
+            }
+            m = k;
+        }
+        hi = t;
+    } else {
+        for (int j = 0; j < n; j++) {
+            float v = s[j];
+            if (v == -INFINITY) {
+                neg[nneg++] = j;
+            } else if (v < INFINITY) {
+                w->val[m] = v;
+                w->col[m++] = j;
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+            }
         }
     }
     int need = kmax - nneg; /* finite ones still needed */
@@ -356,7 +381,7 @@ static PyObject *select_ranks(PyObject *self, PyObject *args) {
     }
     Scratch w;
     size_t nn = (size_t)n + 8; /* the AVX2 collect stores 8 lanes past the last hit */
-    w.val = malloc(nn * sizeof(float));
+    w.val = malloc(nn * sizeof(float)); /* + 8: whole AVX2 groups */
     w.val2 = malloc(nn * sizeof(float));
     w.col = malloc(nn * sizeof(int32_t));
     w.col2 = malloc(nn * sizeof(int32_t));
