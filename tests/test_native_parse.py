@@ -9,7 +9,10 @@ documented repair / report.
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -469,3 +472,14 @@ def test_native_hybrid_gives_up_beyond_the_suspect_limit(native, tmp_path, monke
     assert calls == [1]
     np.testing.assert_array_equal(limited[0], hybrid[0])
     assert [i.to_dict() for i in limited[2]] == [i.to_dict() for i in hybrid[2]]
+
+
+@pytest.mark.parametrize("value, tier", [("1", "pandas"), ("0", "native"), ("", "native")])
+def test_pointseg_no_native_selects_the_pandas_tier(native, value, tier):
+    # Same switch as the kNN kernel and `pointseg info`, read when the module is imported.
+    code = "from pointseg.data import s3dis; print(s3dis.PARSER_TIER)"
+    env = {**os.environ, "POINTSEG_NO_NATIVE": value}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == tier

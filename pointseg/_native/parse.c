@@ -13,6 +13,13 @@
  * must therefore NEVER differ from np.loadtxt(buf).astype(float32 / uint8): any doubt is a
  * failure, not a guess.
  *
+ * parse_prefix(buf, start, xyz, rgb) -> (rows, stop): the same from byte `start`, stopping at
+ * the first bad line and returning its offset (len(buf) if none), so that the caller can hand
+ * that one line to the robust path and continue after it.
+ *
+ * count_lines(buf) -> int: the row count to allocate ('\n' bytes, plus an unterminated last
+ * line), vectorised.
+ *
  * Strict format, per line: three decimals `-?D*(.D*)?` with at least one digit, three unsigned
  * integers 0..255, single spaces between fields, lines ending in '\n' (the last one may end at
  * the end of the buffer). Anything else fails: other bytes (NUL, '\r', '\t', '+', 'e', letters),
