@@ -144,3 +144,16 @@ def test_no_native_env_switches_auto_to_the_numpy_path(monkeypatch):
     calls.clear()
     monkeypatch.setenv("POINTSEG_NO_NATIVE", "1")
     assert torch.equal(knn(x, 40), want) and not calls
+
+
+def test_worker_threads_respect_inference_mode_and_restore_threads():
+    # The native path runs matmuls in worker threads (their own grad mode, one torch thread
+    # each): under inference_mode the result is the same and the thread count is restored.
+    torch.manual_seed(2)
+    x = torch.randn(2, 1200, 16)
+    threads = torch.get_num_threads()
+    want = knn(x, 20, method="partition")
+    with torch.inference_mode():
+        got = knn(x, 20, method="native")
+    assert torch.equal(got, want)
+    assert torch.get_num_threads() == threads
