@@ -151,9 +151,15 @@ def test_worker_threads_respect_inference_mode_and_restore_threads():
     # each): under inference_mode the result is the same and the thread count is restored.
     torch.manual_seed(2)
     x = torch.randn(2, 1200, 16)
+    x1 = torch.randn(1, 1500, 16)  # B = 1: the rows of one element split over the workers
+    want, want1 = knn(x, 20, method="partition"), knn(x1, 300, method="partition")
     threads = torch.get_num_threads()
-    want = knn(x, 20, method="partition")
-    with torch.inference_mode():
-        got = knn(x, 20, method="native")
-    assert torch.equal(got, want)
-    assert torch.get_num_threads() == threads
+    torch.set_num_threads(2)  # conftest runs single-threaded; the worker path needs >= 2
+    try:
+        with torch.inference_mode():
+            got = knn(x, 20, method="native")
+        got1 = knn(x1, 300, method="native", chunk_size=7)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(got, want) and torch.equal(got1, want1)
