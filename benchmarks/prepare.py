@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import tempfile
 import time
@@ -84,14 +85,13 @@ def main() -> int:
     mb = sum(f.stat().st_size for f in files) / 1e6
     print(f"{len(files)} annotation files, {mb:.1f} MB, in {area_root}")
     tier = s3dis.PARSER_TIER
-    print(
-        f"parser tier: {tier}"
-        + (
-            " (pointseg._native._parse)"
-            if tier == "native"
-            else " (native parser not built: `python setup.py build_ext --inplace`)"
-        )
-    )
+    if tier == "native":
+        why = "pointseg._native._parse"
+    elif os.environ.get("POINTSEG_NO_NATIVE", "") not in ("", "0"):
+        why = "native parser turned off by POINTSEG_NO_NATIVE"
+    else:
+        why = "native parser not built: `python setup.py build_ext --inplace`"
+    print(f"parser tier: {tier} ({why})")
 
     with tempfile.TemporaryDirectory(prefix="pointseg-bench-prepare-") as tmp:
         tmp = Path(tmp)
