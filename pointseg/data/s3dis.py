@@ -23,17 +23,19 @@ the first tier that is available:
    coordinates, integer colours 0..255, single spaces, newline line ends), correctly rounded
    decimal -> float64 -> float32 (Clinger's exact fast path; CPython's strtod for longer tokens),
    so the result is bit-identical to ``np.loadtxt(...).astype(float32)``; GIL released.
-   ~590 MB/s parse-only, ~27x ``np.loadtxt``; the whole ``prepare_s3dis`` (read, parse, npz
-   write + fsync, sha256, index) ~190 MB/s in one process, ~8.4x the PointNet recipe.
+   ~600 MB/s parse-only, ~27x ``np.loadtxt`` (~1 GB/s into preallocated arrays); the whole
+   ``prepare_s3dis`` (read, parse, npz write + fsync, sha256, index) 190-215 MB/s in one
+   process, 8.4-8.8x the PointNet recipe (parse ~45% of it, npz write + fsync + sha256 ~50%).
 2. without it, ``bytes.translate`` (GB/s) proves the file holds only ``0-9 . - space newline``
    and pandas' C reader parses it with strict dtypes (float32 xyz, uint8 colours); the row
-   count must equal the line count. ~84 MB/s parse-only, ~4x ``np.loadtxt``; ``np.fromstring``
-   was no faster than ``np.loadtxt`` and a vectorised numpy digit parser was slower than pandas.
+   count must equal the line count. 84-115 MB/s parse-only, 4-5x ``np.loadtxt`` (whole prepare
+   ~3.2x); ``np.fromstring`` was no faster than ``np.loadtxt`` and a vectorised numpy digit
+   parser was slower than pandas.
 
 Either tier refuses anything outside its strict format instead of guessing. A file with a few
 bad lines (the real corrupt files: one stray byte in ~1 M lines) sends only those lines through
 the line-by-line parser: with the native tier any kind of bad line (``parse_prefix`` parses up to
-it and continues after it; ~220 MB/s on a 1.6 MB file with one NUL byte), with pandas only lines
+it and continues after it; ~300 MB/s on a 1.6 MB file with one NUL byte), with pandas only lines
 holding unexpected bytes (anything else, e.g. wrong column counts, blank lines, colours outside
 0..255, sends the whole file line by line). Files over 8 MB go in 8 MB chunks (bounded memory;
 only the chunks with problems leave the fast tier). The line-by-line parser repairs what is
