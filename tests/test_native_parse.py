@@ -125,11 +125,9 @@ def boundary_tokens(rng: np.random.Generator, n: int) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("seed", range(2))
-def test_random_lines_equal_loadtxt(native, seed):
+def random_lines_equal_loadtxt(native, seed: int, n: int, n_boundary: int) -> None:
     rng = np.random.default_rng(seed)
-    n = 150_000
-    coords = coordinate_tokens(rng, 3 * n - 3000) + boundary_tokens(rng, 3000)
+    coords = coordinate_tokens(rng, 3 * n - n_boundary) + boundary_tokens(rng, n_boundary)
     coords = [coords[i] for i in rng.permutation(len(coords))]
     colours = rng.integers(0, 256, (n, 3))
     pad = rng.random((n, 3)) < 0.05  # colours with leading zeros: "007"
@@ -143,6 +141,18 @@ def test_random_lines_equal_loadtxt(native, seed):
     buf = (text + ("\n" if seed == 0 else "")).encode()  # seed 1: no final newline
     assert sum(c.startswith("-") and float(c) == 0 for c in coords) > 100  # negative zeros
     assert_equals_loadtxt(native, buf)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_random_lines_equal_loadtxt(native, seed):
+    random_lines_equal_loadtxt(native, seed, n=150_000, n_boundary=3000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(2, 6))
+def test_many_random_lines_equal_loadtxt(native, seed):
+    # 4 x 1M lines, a third of their coordinates at float32 rounding boundaries.
+    random_lines_equal_loadtxt(native, seed, n=1_000_000, n_boundary=1_000_000)
 
 
 @pytest.mark.parametrize(
