@@ -38,6 +38,7 @@ gather → Linear → norm/act → max formulation used by tests and the benchma
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -54,6 +55,13 @@ from pointseg.nn.mlp import (
     create_norm,
     norm_name,
 )
+
+try:  # the compiled neighbour pass (optional: setup.py builds it when a C compiler exists)
+    from pointseg._native import _edge as _native_edge
+except ImportError:  # pragma: no cover - exercised on machines without a compiler
+    _native_edge = None
+
+HAVE_NATIVE = _native_edge is not None
 
 # Activations the single-node layer (`_EdgeConvLayer`) differentiates by hand.
 _LAYER_ACTS = ("relu", "leaky_relu", "none")
@@ -144,15 +152,42 @@ def _for_chunks(rows: int, step: int, body: Callable[[int, int, int], None], wor
     return workers
 
 
+def native_disabled() -> bool:
+    """``POINTSEG_NO_NATIVE=1`` (read at every call) makes the layer use its torch ops (A/B runs)."""
+    return os.environ.get("POINTSEG_NO_NATIVE", "") not in ("", "0")
+
+
+def _use_native(p: torch.Tensor, fidx: torch.Tensor, *others: torch.Tensor | None) -> bool:
+    """Whether the compiled kernel takes these inputs: CPU float32 (R, C) tensors, int64 fidx
+    (R, k ≥ 1), float32 per-channel vectors; anything else (GPU, float64, half, …) runs the torch
+    body. Non-contiguous inputs are made contiguous by the caller (a copy, not a fallback)."""
+    if _native_edge is None or native_disabled():
+        return False
+    if p.device.type != "cpu" or p.dtype != torch.float32 or p.dim() != 2:
+        return False
+    if fidx.device.type != "cpu" or fidx.dtype != torch.long or fidx.dim() != 2:
+        return False
+    if fidx.shape[0] != p.shape[0] or fidx.shape[1] < 1:
+        return False
+    return all(t is None or (t.device.type == "cpu" and t.dtype == torch.float32) for t in others)
+
+
+def _np(t: torch.Tensor | None):
+    """Contiguous numpy view (None stays None); detach: the kernel runs outside autograd."""
+    return None if t is None else t.detach().contiguous().numpy()
+
+
 def _extreme_stats_forward(a, p, fidx, sgn, stats: int, slope: float, workers: int = 1):
-    """Chunked forward of `_EdgeExtremeStats` (no autograd): ext (R, C), mean (C,) | None, var | None."""
+    """Chunked forward of `_EdgeExtremeStats` (no autograd): ext (R, C), mean (C,) | None, var | None.
+
+    Runs the compiled kernel ``pointseg._native._edge`` per chunk when built and the inputs are CPU
+    float32 (see `_use_native`; ``POINTSEG_NO_NATIVE=1`` forces the torch body below).
+    """
     rows, channels = p.shape
     k = fidx.shape[1]
     step = _chunk_rows(k, channels)
+    native = a.shape == p.shape and _use_native(p, fidx, a, sgn)
     ext = p.new_empty(rows, channels)
-    mixed = sgn is not None and not bool((sgn > 0).all())
-    use_min = mixed and bool((sgn < 0).all())
-    mixed = mixed and not use_min
     if stats:
         # Shift by a per-point estimate of the mean (self edges) so the one-pass variance
         # E[(z − c)²] − (E[z] − c)² does not cancel catastrophically in float32.
@@ -164,24 +199,39 @@ def _extreme_stats_forward(a, p, fidx, sgn, stats: int, slope: float, workers: i
     s1 = [torch.zeros(channels, dtype=torch.float64, device=p.device) for _ in range(slots)]
     s2 = [torch.zeros(channels, dtype=torch.float64, device=p.device) for _ in range(slots)]
 
-    def body(r0: int, r1: int, slot: int) -> None:
-        g = p.index_select(0, fidx[r0:r1].reshape(-1)).view(r1 - r0, k, channels)  # (r, k, C)
-        # amax/amin without indices: ~8x faster than max(dim) returning arg-max indices.
-        if mixed:
-            lo, hi = torch.aminmax(g, dim=1)  # (r, C) each
-            ext[r0:r1] = torch.where(sgn > 0, hi, lo)
-        elif use_min:
-            torch.amin(g, dim=1, out=ext[r0:r1])
-        else:
-            torch.amax(g, dim=1, out=ext[r0:r1])
-        if stats:
-            z = g.add_(a[r0:r1].unsqueeze(1))  # (r, k, C) edge pre-activations, in place
-            if stats == 2:
-                z = torch.where(z > 0, z, z * slope) if slope else z.clamp_(min=0)
-            z = z.sub_(shift)
-            # float32 (pairwise) sums per chunk, accumulated across chunks in float64.
-            s1[slot] += z.sum((0, 1)).double()
-            s2[slot] += z.square_().sum((0, 1)).double()
+    if native:
+        arrays = (_np(a), _np(p), _np(fidx), _np(sgn), stats, float(slope))
+        shift_np = _np(shift) if stats else None
+        ext_np = ext.numpy()
+        s1_np, s2_np = [t.numpy() for t in s1], [t.numpy() for t in s2]
+
+        def body(r0: int, r1: int, slot: int) -> None:
+            # One pass per row with its k neighbour rows in L1 (pointseg/_native/edge.c).
+            _native_edge.forward(*arrays, shift_np, r0, r1, ext_np, s1_np[slot], s2_np[slot])
+
+    else:
+        mixed = sgn is not None and not bool((sgn > 0).all())
+        use_min = mixed and bool((sgn < 0).all())
+        mixed = mixed and not use_min
+
+        def body(r0: int, r1: int, slot: int) -> None:
+            g = p.index_select(0, fidx[r0:r1].reshape(-1)).view(r1 - r0, k, channels)  # (r, k, C)
+            # amax/amin without indices: ~8x faster than max(dim) returning arg-max indices.
+            if mixed:
+                lo, hi = torch.aminmax(g, dim=1)  # (r, C) each
+                ext[r0:r1] = torch.where(sgn > 0, hi, lo)
+            elif use_min:
+                torch.amin(g, dim=1, out=ext[r0:r1])
+            else:
+                torch.amax(g, dim=1, out=ext[r0:r1])
+            if stats:
+                z = g.add_(a[r0:r1].unsqueeze(1))  # (r, k, C) edge pre-activations, in place
+                if stats == 2:
+                    z = torch.where(z > 0, z, z * slope) if slope else z.clamp_(min=0)
+                z = z.sub_(shift)
+                # float32 (pairwise) sums per chunk, accumulated across chunks in float64.
+                s1[slot] += z.sum((0, 1)).double()
+                s2[slot] += z.square_().sum((0, 1)).double()
 
     _for_chunks(rows, step, body, workers)
     if not stats:
@@ -199,48 +249,72 @@ def _extreme_stats_backward(
     """Chunked backward: gradients (grad_a or None, grad_p) of ext, mean, var w.r.t. a and p.
 
     Edge values are recomputed per chunk. The extreme's gradient goes to the neighbours attaining
-    it (split evenly between exact ties, like ``torch.amax``), so no arg-max is stored.
+    it (split evenly between exact ties, like ``torch.amax``), so no arg-max is stored. Compiled
+    kernel or torch body as in `_extreme_stats_forward`; both compute the same expressions.
     """
     rows, channels = p.shape
     k = fidx.shape[1]
     stats = stats if (g_mean is not None or g_var is not None) else 0
-    grad_p = torch.zeros_like(p)
-    grad_a = torch.zeros_like(a) if stats else None
     if stats:
         count = rows * k
         gm = (g_mean if g_mean is not None else torch.zeros_like(mean)) / count
         gv = (g_var if g_var is not None else torch.zeros_like(mean)) * (2.0 / count)
         c0 = gm - gv * mean  # (C,)
+    native = (
+        a.shape == p.shape
+        and ext.shape == p.shape
+        and (g_ext is None or g_ext.shape == p.shape)
+        and _use_native(p, fidx, a, ext, g_ext, *((c0, gv) if stats else ()))
+    )
+    if native:  # contiguous whatever the layout of p
+        grad_p = p.new_zeros(rows, channels)
+        grad_a = p.new_zeros(rows, channels) if stats else None
+    else:
+        grad_p = torch.zeros_like(p)
+        grad_a = torch.zeros_like(a) if stats else None
     step = _chunk_rows(k, channels)
     # One grad_p per worker: index_add_ from several threads into one tensor would race.
-    grad_ps = [grad_p] + [torch.zeros_like(p) for _ in range(max(1, workers) - 1)]
+    grad_ps = [grad_p] + [torch.zeros_like(grad_p) for _ in range(max(1, workers) - 1)]
 
-    def body(r0: int, r1: int, slot: int) -> None:
-        fi = fidx[r0:r1].reshape(-1)
-        g = p.index_select(0, fi).view(r1 - r0, k, channels)  # (r, k, C)
-        d = None
-        if stats:
-            z = g.add(a[r0:r1].unsqueeze(1))  # (r, k, C)
-            # d mean/dz = 1/M, d var/dz = 2 (f(z) − mean)/M, times f'(z). Where f'(z) ≠ 0,
-            # f(z) = f'(z)·z for (leaky) ReLU, so d = f'(z)·(gm − gv·mean) + f'(z)²·gv·z.
-            if stats == 2:
-                # Float 0/1 masks: comparisons into a float `out` are far faster on CPU than
-                # bool masks that later need converting.
-                deriv = torch.gt(z, 0, out=torch.empty_like(z))  # f'(z) for ReLU
-                if slope:
-                    deriv = deriv.mul_(1.0 - slope).add_(slope)
-                    z = z.mul_(deriv)  # f(z)
-                d = torch.addcmul(c0, z, gv).mul_(deriv)
-            else:
-                d = torch.addcmul(c0, z, gv)
-            grad_a[r0:r1] = d.sum(1)
-        if g_ext is not None:
-            # (r, k, C) 0/1: neighbours attaining the extreme; ties share the gradient evenly.
-            hit = torch.eq(g, ext[r0:r1].unsqueeze(1), out=torch.empty_like(g))
-            share = (g_ext[r0:r1] / hit.sum(1)).unsqueeze(1)  # (r, 1, C)
-            d = hit.mul_(share) if d is None else d.addcmul_(hit, share)
-        if d is not None:
-            grad_ps[slot].index_add_(0, fi, d.view(-1, channels))
+    if native:
+        if g_ext is None and not stats:
+            return grad_a, grad_p  # nothing flows back
+        arrays = (_np(a), _np(p), _np(fidx), _np(ext), _np(g_ext))
+        arrays += (_np(c0), _np(gv)) if stats else (None, None)
+        grad_a_np = None if grad_a is None else grad_a.numpy()
+        grad_p_np = [t.numpy() for t in grad_ps]
+
+        def body(r0: int, r1: int, slot: int) -> None:
+            _native_edge.backward(*arrays, stats, float(slope), r0, r1, grad_a_np, grad_p_np[slot])
+
+    else:
+
+        def body(r0: int, r1: int, slot: int) -> None:
+            fi = fidx[r0:r1].reshape(-1)
+            g = p.index_select(0, fi).view(r1 - r0, k, channels)  # (r, k, C)
+            d = None
+            if stats:
+                z = g.add(a[r0:r1].unsqueeze(1))  # (r, k, C)
+                # d mean/dz = 1/M, d var/dz = 2 (f(z) − mean)/M, times f'(z). Where f'(z) ≠ 0,
+                # f(z) = f'(z)·z for (leaky) ReLU, so d = f'(z)·(gm − gv·mean) + f'(z)²·gv·z.
+                if stats == 2:
+                    # Float 0/1 masks: comparisons into a float `out` are far faster on CPU than
+                    # bool masks that later need converting.
+                    deriv = torch.gt(z, 0, out=torch.empty_like(z))  # f'(z) for ReLU
+                    if slope:
+                        deriv = deriv.mul_(1.0 - slope).add_(slope)
+                        z = z.mul_(deriv)  # f(z)
+                    d = torch.addcmul(c0, z, gv).mul_(deriv)
+                else:
+                    d = torch.addcmul(c0, z, gv)
+                grad_a[r0:r1] = d.sum(1)
+            if g_ext is not None:
+                # (r, k, C) 0/1: neighbours attaining the extreme; ties share the gradient evenly.
+                hit = torch.eq(g, ext[r0:r1].unsqueeze(1), out=torch.empty_like(g))
+                share = (g_ext[r0:r1] / hit.sum(1)).unsqueeze(1)  # (r, 1, C)
+                d = hit.mul_(share) if d is None else d.addcmul_(hit, share)
+            if d is not None:
+                grad_ps[slot].index_add_(0, fi, d.view(-1, channels))
 
     used = _for_chunks(rows, step, body, workers)
     for extra in grad_ps[1:used]:
