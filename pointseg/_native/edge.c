@@ -114,6 +114,32 @@ KERNEL static void forward_rows(const Args *x) {
     }
 }
 
+/* One edge row of the backward with the statistics: d = f'(z)(c0 + gv f(z)) summed into ga,
+ * plus the extreme's share, added into gp. STATS / LEAKY / HAS_EXT are literals at every call,
+ * so each variant is a branch-free vectorised loop (with them as runtime values gcc left half
+ * of the variants scalar: 5x slower). */
+static inline __attribute__((always_inline)) void edge_grad(
+    const float *restrict ai, const float *restrict pj, const float *restrict ei,
+    const float *restrict c0, const float *restrict gv, const float *restrict share,
+    float *restrict ga, float *restrict gp, Py_ssize_t C, float dpos, float dneg, const int STATS,
+    const int LEAKY, const int HAS_EXT) {
+    for (Py_ssize_t c = 0; c < C; c++) {
+        float z = ai[c] + pj[c], d;
+        if (STATS == 1) {
+            d = c0[c] + z * gv[c];
+        } else {
+            float deriv = z > 0.0f ? dpos : dneg;
+            if (LEAKY) z = z * deriv; /* f(z) = f'(z) z for leaky ReLU */
+            d = (c0[c] + z * gv[c]) * deriv;
+        }
+        ga[c] += d;
+        if (HAS_EXT) d = d + (pj[c] == ei[c] ? 1.0f : 0.0f) * share[c];
+        gp[c] += d;
+    }
+}
+
+#define EDGE_GRAD(S, L, H) edge_grad(ai, pj, ei, c0, gv, share, ga, gp, C, dpos, dneg, S, L, H)
+
 KERNEL static void backward_rows(const Args *x) {
     const Py_ssize_t C = x->C, k = x->k;
     float *restrict cnt = x->work, *restrict share = cnt + C, *restrict ga = share + C;
@@ -146,18 +172,15 @@ KERNEL static void backward_rows(const Args *x) {
                 for (Py_ssize_t c = 0; c < C; c++) gp[c] += (pj[c] == ei[c] ? 1.0f : 0.0f) * share[c];
                 continue;
             }
-            for (Py_ssize_t c = 0; c < C; c++) {
-                float z = ai[c] + pj[c], d;
-                if (stats == 1) {
-                    d = c0[c] + z * gv[c];
-                } else {
-                    float deriv = z > 0.0f ? dpos : dneg;
-                    if (leaky) z = z * deriv; /* f(z) = f'(z) z for leaky ReLU */
-                    d = (c0[c] + z * gv[c]) * deriv;
-                }
-                ga[c] += d;
-                if (has_ext) d = d + (pj[c] == ei[c] ? 1.0f : 0.0f) * share[c];
-                gp[c] += d;
+            if (stats == 1) {
+                if (has_ext) EDGE_GRAD(1, 0, 1);
+                else EDGE_GRAD(1, 0, 0);
+            } else if (leaky) {
+                if (has_ext) EDGE_GRAD(2, 1, 1);
+                else EDGE_GRAD(2, 1, 0);
+            } else {
+                if (has_ext) EDGE_GRAD(2, 0, 1);
+                else EDGE_GRAD(2, 0, 0);
             }
         }
         if (stats) {

