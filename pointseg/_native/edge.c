@@ -19,8 +19,13 @@
  *
  * Why a kernel: the torch path gathers an (r, k, C) temporary per chunk and then makes 5-10
  * elementwise / reduction passes over it. Here, for each row i, the k neighbour rows p[j]
- * (k * C * 4 = 4 KB at k = 16, C = 64) are read once into L1 and every quantity is computed
- * in one or two passes over them, with vectorisable loops over the contiguous channels.
+ * (k * C * 4 = 4 KB at k = 16, C = 64) are read into L1 and every quantity is computed in one
+ * pass over them (forward) or two (backward: the tie count, then the gradients), with
+ * vectorised loops over the contiguous channels; each variant (statistics kind, leaky or not,
+ * extreme gradient or not) is its own branch-free loop. Measured on one core, R = 8192, k = 16,
+ * C = 64 (shared machine): forward with ReLU statistics ~3 ms, backward ~5-8 ms, where the torch
+ * body took ~9 ms and ~25 ms with two workers (~160 ms with one). Software prefetch of the next
+ * rows' neighbours was tried and gave nothing measurable.
  * Arithmetic follows the torch formulation operation by operation (same roundings, no FMA
  * contraction: -std=c11 implies -ffp-contract=off), so results agree to float32 rounding of
  * the summation order; grad_p's += order equals index_add_'s. NaN propagates as in torch
@@ -51,62 +56,71 @@ typedef struct {
     float *work; /* 4 * C floats of scratch */
 } Args;
 
+/* One neighbour row j of row i in the forward: with MAX, the running extreme m (sign-flipped by
+ * sg: min = -max(-v), exact, so ext is bit-identical to amin / amax); with MODE 1 / 2 / 3
+ * (identity / ReLU / leaky ReLU) the sums of f(a_i + p_j) - shift and its square. Literal flags
+ * at every call: one branch-free vectorised loop per variant, p_j read once. */
+static inline __attribute__((always_inline)) void edge_forward(
+    const float *restrict ai, const float *restrict pj, const float *restrict sg,
+    const float *restrict sh, float *restrict m, float *restrict q1, float *restrict q2,
+    Py_ssize_t C, float slope, float one, const int MAX, const int MODE) {
+    for (Py_ssize_t c = 0; c < C; c++) {
+        if (MAX) {
+            float v = sg[c] * pj[c];
+            m[c] = (v > m[c] || v != v) ? v : m[c]; /* NaN sticks, as in torch.amax */
+        }
+        if (MODE) {
+            float z = ai[c] + pj[c];
+            if (MODE == 2) z = z < 0.0f ? 0.0f : z; /* clamp(min=0): NaN stays NaN */
+            /* z * (1 or slope) == where(z > 0, z, z * slope): a blend of two constants and one
+             * multiply (gcc leaves a conditional multiply scalar) */
+            if (MODE == 3) z = z * (z > 0.0f ? one : slope);
+            z = z - sh[c];
+            q1[c] += z;
+            q2[c] += z * z;
+        }
+    }
+}
+
+#define EDGE_FORWARD(MAX, MODE) edge_forward(ai, pj, sg, sh, m, q1, q2, C, slope, one, MAX, MODE)
+
 KERNEL static void forward_rows(const Args *x) {
     const Py_ssize_t C = x->C, k = x->k;
     float *restrict m = x->work, *restrict sg = m + C, *restrict q1 = sg + C, *restrict q2 = q1 + C;
     const float *restrict sh = x->shift;
     double *restrict s1 = x->s1, *restrict s2 = x->s2;
     const float slope = x->slope;
-    const int stats = x->stats, relu = x->slope_d == 0.0; /* locals: no reloads through x */
+    /* 0: ext only, 1: identity, 2: ReLU, 3: leaky ReLU; a local, not reloaded through x */
+    const int mode = x->stats == 0 ? 0 : (x->stats == 1 ? 1 : (x->slope_d == 0.0 ? 2 : 3));
     /* 1.0f the compiler cannot see: z * 1.0f would be folded back into a conditional multiply */
     volatile float one_v = 1.0f;
     const float one = one_v;
-    /* min = -max(-v): negation is exact, so ext is bit-identical to amin / amax */
     for (Py_ssize_t c = 0; c < C; c++) sg[c] = (x->sgn == NULL || x->sgn[c] > 0) ? 1.0f : -1.0f;
     for (Py_ssize_t i = x->r0; i < x->r1; i++) {
         const int64_t *f = x->fidx + i * k;
         const float *restrict ai = x->a + i * C;
         const float *restrict pj = x->p + f[0] * C;
-        for (Py_ssize_t c = 0; c < C; c++) m[c] = sg[c] * pj[c];
+        for (Py_ssize_t c = 0; c < C; c++) {
+            m[c] = sg[c] * pj[c];
+            q1[c] = q2[c] = 0.0f;
+        }
+        switch (mode) { /* neighbour 0 seeds m: statistics only */
+        case 1: EDGE_FORWARD(0, 1); break;
+        case 2: EDGE_FORWARD(0, 2); break;
+        case 3: EDGE_FORWARD(0, 3); break;
+        }
         for (Py_ssize_t j = 1; j < k; j++) {
             pj = x->p + f[j] * C;
-            for (Py_ssize_t c = 0; c < C; c++) {
-                float v = sg[c] * pj[c];
-                m[c] = (v > m[c] || v != v) ? v : m[c]; /* NaN sticks, as in torch.amax */
+            switch (mode) {
+            case 0: EDGE_FORWARD(1, 0); break;
+            case 1: EDGE_FORWARD(1, 1); break;
+            case 2: EDGE_FORWARD(1, 2); break;
+            default: EDGE_FORWARD(1, 3); break;
             }
         }
         float *restrict e = x->ext_out + i * C;
         for (Py_ssize_t c = 0; c < C; c++) e[c] = sg[c] * m[c];
-        if (!stats) continue;
-        for (Py_ssize_t c = 0; c < C; c++) q1[c] = q2[c] = 0.0f;
-        for (Py_ssize_t j = 0; j < k; j++) {
-            pj = x->p + f[j] * C;
-            if (stats == 1) {
-                for (Py_ssize_t c = 0; c < C; c++) {
-                    float z = (ai[c] + pj[c]) - sh[c];
-                    q1[c] += z;
-                    q2[c] += z * z;
-                }
-            } else if (relu) {
-                for (Py_ssize_t c = 0; c < C; c++) {
-                    float z = ai[c] + pj[c];
-                    z = z < 0.0f ? 0.0f : z; /* clamp(min=0): NaN stays NaN */
-                    z = z - sh[c];
-                    q1[c] += z;
-                    q2[c] += z * z;
-                }
-            } else {
-                for (Py_ssize_t c = 0; c < C; c++) {
-                    /* z * (1 or slope) == where(z > 0, z, z * slope), as a blend of two
-                     * constants and one multiply (a conditional multiply is not vectorised) */
-                    float z = ai[c] + pj[c];
-                    z = z * (z > 0.0f ? one : slope);
-                    z = z - sh[c];
-                    q1[c] += z;
-                    q2[c] += z * z;
-                }
-            }
-        }
+        if (!mode) continue;
         for (Py_ssize_t c = 0; c < C; c++) {
             s1[c] += (double)q1[c];
             s2[c] += (double)q2[c];
