@@ -23,9 +23,9 @@
  * pass over them (forward) or two (backward: the tie count, then the gradients), with
  * vectorised loops over the contiguous channels; each variant (statistics kind, leaky or not,
  * extreme gradient or not) is its own branch-free loop. Measured on one core, R = 8192, k = 16,
- * C = 64 (shared machine): forward with ReLU statistics ~3 ms, backward ~5-8 ms, where the torch
- * body took ~9 ms and ~25 ms with two workers (~160 ms with one). Software prefetch of the next
- * rows' neighbours was tried and gave nothing measurable.
+ * C = 64 (shared machine): forward with ReLU statistics 3-7 ms, backward 5-9 ms (kNN-local vs
+ * uniformly random neighbours). Software prefetch of the next rows' neighbours was tried and
+ * gave nothing measurable.
  * Arithmetic follows the torch formulation operation by operation (same roundings, no FMA
  * contraction: -std=c11 implies -ffp-contract=off), so results agree to float32 rounding of
  * the summation order; grad_p's += order equals index_add_'s. NaN propagates as in torch

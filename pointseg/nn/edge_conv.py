@@ -24,6 +24,12 @@ The fused path never builds the 2C-wide edge features and never stores an N·k·
    two small matmuls in backward, ext and the edge values chunk by chunk. Other monotone activations use per-point autograd
    ops around `edge_extreme_stats` (saves a, p, ext). Memory per layer is O(B·N·C), not O(B·N·k·C).
 
+5. The neighbour pass (extreme, statistics and their gradients per row chunk) runs in the compiled
+   kernel ``pointseg._native._edge`` (pointseg/_native/edge.c, built by setup.py when a C compiler
+   exists) on CPU float32 tensors: one pass per row with its k neighbour rows in L1 instead of
+   5–10 torch passes over an (r, k, C) temporary. Without it, for other dtypes / devices, or with
+   ``POINTSEG_NO_NATIVE=1`` (read at every call), the chunked torch body computes the same values.
+
 Gradient of the max: it goes to the neighbour(s) attaining it; exact ties between distinct
 neighbours (bit-identical features, e.g. duplicated points) share it evenly, as ``torch.amax``
 does, where ``max(dim).values`` gives it all to one of them. Both are valid subgradients; for
