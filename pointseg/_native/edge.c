@@ -298,6 +298,19 @@ static int check_rc(const char *fn, const char *name, const void *data, const Py
     return 0;
 }
 
+/* Outputs must not share memory with the inputs (the loops read and write them through restrict
+ * pointers): a ValueError instead of silently wrong values. NULL (None) never overlaps. */
+static int disjoint(const char *fn, const char *out_name, const void *out, size_t out_bytes,
+                    const char *in_name, const void *in, size_t in_bytes) {
+    const char *o = out, *i = in;
+    if (o == NULL || i == NULL || out_bytes == 0 || in_bytes == 0) return 0;
+    if (o < i + in_bytes && i < o + out_bytes) {
+        PyErr_Format(PyExc_ValueError, "%s: %s shares memory with %s", fn, out_name, in_name);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *forward(PyObject *self, PyObject *args) {
     static const char *fn = "forward";
     PyObject *ao, *po, *fo, *so, *sho, *eo, *s1o, *s2o;
@@ -329,6 +342,12 @@ static PyObject *forward(PyObject *self, PyObject *args) {
         check_rc(fn, "ext_out", e, sh_e, R, C) < 0 || check_vec(fn, "sgn", sg, sh_s[0], C) < 0 ||
         check_vec(fn, "shift", sh, sh_sh[0], C) < 0 ||
         check_vec(fn, "s1_out", s1, sh_1[0], C) < 0 || check_vec(fn, "s2_out", s2, sh_2[0], C) < 0)
+        goto fail;
+    size_t rc = (size_t)R * C * sizeof(float), cd = (size_t)C * sizeof(double);
+    if (disjoint(fn, "ext_out", e, rc, "a", a, rc) < 0 ||
+        disjoint(fn, "ext_out", e, rc, "p", p, rc) < 0 ||
+        disjoint(fn, "ext_out", e, rc, "fidx", fi, (size_t)R * k * sizeof(int64_t)) < 0 ||
+        disjoint(fn, "s1_out", s1, cd, "s2_out", s2, cd) < 0)
         goto fail;
     x.a = a;
     x.p = p;
@@ -395,6 +414,16 @@ static PyObject *backward(PyObject *self, PyObject *args) {
         check_rc(fn, "grad_p_out", gp, sh_gp, R, C) < 0 ||
         check_vec(fn, "c0", c0, sh_c0[0], C) < 0 || check_vec(fn, "gv", gv, sh_gv[0], C) < 0)
         goto fail;
+    size_t rc = (size_t)R * C * sizeof(float), cf = (size_t)C * sizeof(float);
+    void *outs[2] = {stats ? ga : NULL, gp};
+    const char *out_names[2] = {"grad_a_out", "grad_p_out"};
+    const void *ins[8] = {a, p, e, g, c0, gv, fi, stats ? ga : NULL};
+    const size_t in_bytes[8] = {rc, rc, rc, rc, cf, cf, (size_t)R * k * sizeof(int64_t), rc};
+    const char *in_names[8] = {"a", "p", "ext", "g_ext", "c0", "gv", "fidx", "grad_a_out"};
+    for (int o = 0; o < 2; o++) /* grad_a_out vs the inputs; grad_p_out vs them and grad_a_out */
+        for (int i = 0; i < 7 + o; i++)
+            if (disjoint(fn, out_names[o], outs[o], rc, in_names[i], ins[i], in_bytes[i]) < 0)
+                goto fail;
     x.a = a;
     x.p = p;
     x.fidx = fi;

@@ -340,6 +340,15 @@ def test_kernel_rejects_bad_buffers_with_clear_errors():
         fwd(a[:4], p, fidx, None, 0, 0.0, None, 0, 8, ext, None, None)
     with pytest.raises(ValueError, match=r"grad_p_out must be \(R, C\)"):
         bwd(a, p, fidx, ext, ext, None, None, 0, 0.0, 0, 8, None, np.zeros((8, 5), np.float32))
+    with pytest.raises(ValueError, match="ext_out shares memory with p"):
+        fwd(a, p, fidx, None, 0, 0.0, None, 0, 8, p, None, None)
+    with pytest.raises(ValueError, match="s1_out shares memory with s2_out"):
+        fwd(a, p, fidx, None, 1, 0.0, shift, 0, 8, ext, s1, s1)
+    with pytest.raises(ValueError, match="grad_p_out shares memory with grad_a_out"):
+        ga = np.zeros_like(p)
+        bwd(a, p, fidx, ext, ext, shift, shift, 1, 0.0, 0, 8, ga, ga)
+    with pytest.raises(ValueError, match="grad_a_out shares memory with a"):
+        bwd(a, p, fidx, ext, ext, shift, shift, 1, 0.0, 0, 8, a, np.zeros_like(p))
     with pytest.raises(ValueError, match="c0 must be an array"):
         bwd(a, p, fidx, ext, None, None, None, 1, 0.0, 0, 8, a.copy(), np.zeros_like(p))
 
