@@ -138,6 +138,7 @@ def test_no_native_env_switches_auto_to_the_numpy_path(monkeypatch):
     calls = []
     real = knn_module._native_rows
     monkeypatch.setattr(knn_module, "_native_rows", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.delenv("POINTSEG_NO_NATIVE", raising=False)
     x = torch.randn(1, 300, 8)
     want = knn(x, 40)
     assert calls  # auto used the kernel
