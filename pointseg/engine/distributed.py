@@ -6,11 +6,13 @@ device (`cuda:<local_rank>` when CUDA is available, else CPU) and the backend (N
 on CPU), and joins the process group. Without those variables everything degrades to a single
 process (rank 0 of 1) and no process group is created, so the training loop is the same code.
 
-SyncBatchNorm: `wrap_model` converts BatchNorm layers to `nn.SyncBatchNorm` only when
-world_size > 1 **and** the device is a GPU. PyTorch 2.13's `SyncBatchNorm.forward` raises
-`ValueError("SyncBatchNorm expected input tensor to be on GPU ...")` for CPU tensors in training
-mode, so on CPU/gloo every rank keeps its own BatchNorm statistics (computed on its per-rank batch
-of global_batch / world_size samples); the running statistics of rank 0 are the ones saved.
+Synchronised BatchNorm: with world_size > 1, `wrap_model` sets `sync_stats` on every
+`PointBatchNorm` (and so on the BN inside the fused EdgeConv): training-mode statistics are taken
+over the global batch of all ranks, with gradients to match, on GPUs (NCCL) **and on CPU (gloo)**.
+`nn.SyncBatchNorm.convert_sync_batchnorm` is not used: it would swap our channels-last layers for
+channels-first `nn.SyncBatchNorm` modules (wrong axis: a crash at the first forward), it would be
+bypassed by the fused EdgeConv (which applies its BN inside its own autograd node), and PyTorch's
+`SyncBatchNorm` refuses CPU tensors. Every rank then holds identical running statistics.
 """
 
 from __future__ import annotations
@@ -140,18 +142,29 @@ def broadcast_object(obj: Any, info: DistInfo, src: int = 0) -> Any:
     return box[0]
 
 
-def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:
+def wrap_model(model: nn.Module, info: DistInfo, *, sync_bn: bool = True) -> nn.Module:
     """Move `model` to the device; with world_size > 1 wrap it in DistributedDataParallel.
 
-    BatchNorm → SyncBatchNorm only on GPUs (not supported on CPU by PyTorch, see module docstring).
+    With world_size > 1 and ``sync_bn`` (default), batch statistics are synchronised across the
+    ranks (see the module docstring); ``sync_bn=False`` keeps per-rank statistics.
     """
     model = model.to(info.device)
     if not info.distributed:
         return model
+    set_sync_batchnorm(model, sync_bn)
     if info.device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return nn.parallel.DistributedDataParallel(model, device_ids=[info.device])
     return nn.parallel.DistributedDataParallel(model)
+
+
+def set_sync_batchnorm(model: nn.Module, enabled: bool = True) -> int:
+    """Set ``sync_stats`` on every `PointBatchNorm` of `model`; returns how many were set."""
+    from pointseg.nn.mlp import PointBatchNorm
+
+    layers = [m for m in model.modules() if isinstance(m, PointBatchNorm)]
+    for m in layers:
+        m.sync_stats = enabled
+    return len(layers)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

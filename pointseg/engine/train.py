@@ -126,6 +126,7 @@ class TrainConfig:
     threads: int | None = None
     device: str = "auto"
     num_workers: int = 0
+    sync_bn: bool = True  # DDP: BatchNorm statistics over the global batch of all ranks
     save_every: int = 0  # also save last.pt every N optimiser steps (0 = once per epoch)
     max_steps: int | None = None  # stop (resumably) after this many optimiser steps in total
     eval_every: int = 1  # validate every N epochs (and after the last one)
@@ -768,7 +769,7 @@ class Trainer:
         from pointseg.models import create_model
 
         self.model_raw = create_model(self.model_config)
-        self.model = D.wrap_model(self.model_raw, info)
+        self.model = D.wrap_model(self.model_raw, info, sync_bn=cfg.sync_bn)
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pointseg.nn.mlp import Lin, PointBatchNorm, apply_norm_act
+from pointseg.nn.mlp import Lin, PointBatchNorm, apply_norm_act, sync_active
 
 __all__ = ["SegmentationHead", "ClassificationHead", "split_linear", "concat_linear"]
 
@@ -163,7 +163,9 @@ def pooled_fusion(fusion: Lin, parts: Sequence[torch.Tensor], pool) -> torch.Ten
     """``pool(fusion(cat(parts, -1)))`` keeping neither the concatenation nor the (B, N, C_out)
     fusion activations for backward (see module docstring). pool: (B, N, C) → (B, ·)."""
     norm = fusion.norm
-    if not _lean_fusion_supported(fusion):
+    if not _lean_fusion_supported(fusion) or (norm is not None and sync_active(norm)):
+        # (synchronised BN under DDP: the recompute below would normalise with this rank's
+        # statistics only; the module path synchronises them)
         return pool(fusion(torch.cat(list(parts), dim=-1)))
     # Normalise with batch statistics now and in the recompute iff the module does now.
     bn_training = norm is not None and (norm.training or norm.running_mean is None)

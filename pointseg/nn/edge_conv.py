@@ -60,6 +60,7 @@ from pointseg.nn.mlp import (
     create_act,
     create_norm,
     norm_name,
+    sync_active,
 )
 
 try:  # the compiled neighbour pass (optional: setup.py builds it when a C compiler exists)
@@ -183,7 +184,9 @@ def _np(t: torch.Tensor | None):
     return None if t is None else t.detach().contiguous().numpy()
 
 
-def _extreme_stats_forward(a, p, fidx, sgn, stats: int, slope: float, workers: int = 1):
+def _extreme_stats_forward(
+    a, p, fidx, sgn, stats: int, slope: float, workers: int = 1, *, total: int | None = None
+):
     """Chunked forward of `_EdgeExtremeStats` (no autograd): ext (R, C), mean (C,) | None, var | None.
 
     Runs the compiled kernel ``pointseg._native._edge`` per chunk when built and the inputs are CPU
@@ -245,6 +248,16 @@ def _extreme_stats_forward(a, p, fidx, sgn, stats: int, slope: float, workers: i
     if not stats:
         return ext, None, None
     count = rows * k
+    if total is not None:
+        # Synchronised BN (DDP): the moments of every rank's edges. Local shifted sums → raw sums
+        # Σz = S1 + n·c, Σz² = S2 + 2c·S1 + n·c² in float64, summed over ranks, divided by the
+        # global edge count `total`.
+        c64, t1, t2 = shift.double(), sum(s1), sum(s2)
+        raw = torch.cat([t1 + count * c64, t2 + 2 * c64 * t1 + count * c64.square()])
+        torch.distributed.all_reduce(raw)
+        mean64 = raw[:channels] / total
+        var = (raw[channels:] / total - mean64.square()).clamp_(min=0).to(p.dtype)
+        return ext, mean64.to(p.dtype), var
     m1 = sum(s1) / count
     mean = (shift.double() + m1).to(p.dtype)
     var = (sum(s2) / count - m1.square()).clamp_(min=0).to(p.dtype)
@@ -252,7 +265,19 @@ def _extreme_stats_forward(a, p, fidx, sgn, stats: int, slope: float, workers: i
 
 
 def _extreme_stats_backward(
-    a, p, fidx, ext, mean, g_ext, g_mean, g_var, stats: int, slope: float, workers: int = 1
+    a,
+    p,
+    fidx,
+    ext,
+    mean,
+    g_ext,
+    g_mean,
+    g_var,
+    stats: int,
+    slope: float,
+    workers: int = 1,
+    *,
+    total: int | None = None,
 ):
     """Chunked backward: gradients (grad_a or None, grad_p) of ext, mean, var w.r.t. a and p.
 
@@ -264,7 +289,7 @@ def _extreme_stats_backward(
     k = fidx.shape[1]
     stats = stats if (g_mean is not None or g_var is not None) else 0
     if stats:
-        count = rows * k
+        count = rows * k if total is None else total  # global edge count under synchronised BN
         gm = (g_mean if g_mean is not None else torch.zeros_like(mean)) / count
         gv = (g_var if g_var is not None else torch.zeros_like(mean)) * (2.0 / count)
         c0 = gm - gv * mean  # (C,)
@@ -408,7 +433,7 @@ class _EdgeConvLayer(torch.autograd.Function):
 
     @staticmethod
     def _forward(ctx, workers, x, weight, bias, gamma, beta, fidx, running_mean, running_var, cfg):
-        order, act, slope, has_norm, batch_stats, eps = cfg
+        order, act, slope, has_norm, batch_stats, eps, total = cfg
         c = x.shape[1]
         w_a, w_p = weight[:, :c] - weight[:, c:], weight[:, c:]  # (C_out, C) each
         a = F.linear(x, w_a, bias)  # (R, C_out): (W₁ − W₂) h_i + b
@@ -420,7 +445,9 @@ class _EdgeConvLayer(torch.autograd.Function):
         sgn = None
         if has_norm and gamma is not None:
             sgn = torch.where(gamma >= 0, 1.0, -1.0).to(p.dtype)
-        ext, mean, var = _extreme_stats_forward(a, p, fidx, sgn, stats, slope, workers)
+        ext, mean, var = _extreme_stats_forward(
+            a, p, fidx, sgn, stats, slope, workers, total=total if stats else None
+        )
         u = a.add_(ext)  # (R, C_out): a_i + ext_j p_j
         inv = None
         if has_norm:
@@ -456,7 +483,7 @@ class _EdgeConvLayer(torch.autograd.Function):
     @staticmethod
     def _backward(ctx, workers, grad):
         x, weight, bias, gamma, beta, fidx, mean, inv = ctx.saved_tensors
-        order, act, slope, has_norm, batch_stats, eps = ctx.cfg
+        order, act, slope, has_norm, batch_stats, eps, total = ctx.cfg
         c = x.shape[1]
         w_a, w_p = weight[:, :c] - weight[:, c:], weight[:, c:]
         a = F.linear(x, w_a, bias)  # recomputed (R, C_out)
@@ -495,10 +522,27 @@ class _EdgeConvLayer(torch.autograd.Function):
                 stats = 2 if order == "conv_act_norm" and act != "none" else 1
                 g_mean = -g_shift * scale
                 g_var = g_inv * (-0.5) * inv.pow(3)
+                if total is not None:
+                    # Synchronised BN: the shared mean / var receive every rank's loss gradient
+                    # (what nn.SyncBatchNorm's backward all-reduces too).
+                    g = torch.cat([g_mean, g_var])
+                    torch.distributed.all_reduce(g)
+                    g_mean, g_var = g[: g_mean.numel()], g[g_mean.numel() :]
         else:
             du = _act_grad(grad, u, act, slope)
         grad_a_stats, grad_p = _extreme_stats_backward(
-            a, p, fidx, ext, mean, du, g_mean, g_var, stats, slope, workers
+            a,
+            p,
+            fidx,
+            ext,
+            mean,
+            du,
+            g_mean,
+            g_var,
+            stats,
+            slope,
+            workers,
+            total=total if stats else None,
         )
         grad_a = du if grad_a_stats is None else du + grad_a_stats
         grad_x = grad_a @ w_a + grad_p @ w_p if ctx.needs_input_grad[0] else None  # (R, C)
@@ -623,6 +667,10 @@ class EdgeConv(nn.Module):
 
         if self.act_type in _LAYER_ACTS:
             return self._forward_layer(x, idx, batch_stats)
+        if batch_stats and sync_active(norm):
+            # other activations under synchronised BN: the textbook path, whose PointBatchNorm
+            # synchronises itself (more memory, same result)
+            return edge_conv_reference(x, idx, self.lin, norm, self.act, self.order)
         return self._forward_composite(x, idx, batch_stats)
 
     def _forward_layer(self, x: torch.Tensor, idx: torch.Tensor, batch_stats: bool) -> torch.Tensor:
@@ -633,6 +681,13 @@ class EdgeConv(nn.Module):
         gamma = norm.weight if has_norm and norm.affine else None
         beta = norm.bias if has_norm and norm.affine else None
         slope = float(self.act.negative_slope) if self.act_type == "leaky_relu" else 0.0
+        count = idx.numel()  # edges in this batch
+        total = None
+        if batch_stats and sync_active(norm):
+            # Synchronised BN under DDP: statistics over every rank's edges (see PointBatchNorm).
+            t = torch.tensor([count], dtype=torch.float64, device=x.device)
+            torch.distributed.all_reduce(t)
+            total = count = int(t.item())
         cfg = (
             self.order,
             self.act_type,
@@ -640,6 +695,7 @@ class EdgeConv(nn.Module):
             has_norm,
             batch_stats,
             float(norm.eps) if has_norm else 0.0,
+            total,
         )
         out, mean, var = _EdgeConvLayer.apply(
             x.reshape(b * n, c),
@@ -653,7 +709,7 @@ class EdgeConv(nn.Module):
             cfg,
         )
         if batch_stats:
-            self._update_running_stats(mean, var, idx.numel())
+            self._update_running_stats(mean, var, count)
         return out.view(b, n, self.out_channels)
 
     def _forward_composite(

@@ -57,15 +57,85 @@ def apply_norm_act(
     return act(norm(h))
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Differentiable sum over the ranks of the default process group.
+
+    Every rank's loss depends on the sum, so the gradient of the summed losses w.r.t. each rank's
+    input is the sum of the ranks' output gradients: backward is an all-reduce too."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        out = x.clone()
+        torch.distributed.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        grad = grad.clone()
+        torch.distributed.all_reduce(grad)
+        return grad
+
+
+def sync_active(module: nn.Module) -> bool:
+    """True when `module` (a PointBatchNorm) must synchronise its batch statistics now: its
+    `sync_stats` flag is set, it is training, and a process group of more than one rank exists."""
+    return bool(
+        getattr(module, "sync_stats", False)
+        and module.training
+        and torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+        and torch.distributed.get_world_size() > 1
+    )
+
+
 class PointBatchNorm(nn.BatchNorm1d):
     """`nn.BatchNorm1d` over channels-last `(..., C)` input (statistics over all leading positions).
 
     Same parameters and buffers as `nn.BatchNorm1d(C)`, so state dicts are interchangeable.
+
+    ``sync_stats = True`` (set by `pointseg.engine.distributed.wrap_model` under DDP) computes
+    the training-mode statistics over the whole global batch of every rank, like
+    ``nn.SyncBatchNorm`` but channels-last and on CPU (gloo) as well as GPU: two differentiable
+    all-reduces (sum, then centred sum of squares, in float64), so the gradients are those of the
+    global batch too. `nn.SyncBatchNorm.convert_sync_batchnorm` must not be used on these layers:
+    it would replace them with channels-first modules.
     """
+
+    sync_stats = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        return super().forward(x.reshape(-1, shape[-1])).reshape(shape)
+        x2 = x.reshape(-1, shape[-1])  # (M, C)
+        if sync_active(self):
+            return self._synced(x2).reshape(shape)
+        return super().forward(x2).reshape(shape)
+
+    def _synced(self, x: torch.Tensor) -> torch.Tensor:
+        """Batch norm of (M, C) with mean / biased var over all ranks' rows (M_total)."""
+        all_reduce = _AllReduceSum.apply
+        c = x.shape[1]
+        local = torch.cat([x.sum(0).double(), x.new_full((1,), x.shape[0], dtype=torch.float64)])
+        total = all_reduce(local)  # (C + 1,): Σx over every rank, M_total
+        count = total[c]
+        mean = (total[:c] / count).to(x.dtype)  # (C,)
+        xc = x - mean
+        var = (all_reduce(xc.square().sum(0).double()) / count).to(x.dtype)  # biased, (C,)
+        out = xc * torch.rsqrt(var + self.eps)
+        if self.affine:
+            out = out * self.weight + self.bias
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = (
+                    1.0 / float(self.num_batches_tracked)
+                    if self.momentum is None
+                    else self.momentum
+                )
+                n = float(count)
+                self.running_mean.mul_(1 - factor).add_(mean.detach(), alpha=factor)
+                unbiased = var.detach() * (n / max(n - 1.0, 1.0))
+                self.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
+        return out
 
 
 class PointInstanceNorm(nn.Module):

@@ -1,10 +1,11 @@
 """DDP under torchrun: 2 CPU processes (gloo) reproduce a 1-process run with the same global batch.
 
-The equality is meaningful because the setup removes every per-rank difference: no normalisation
-(BatchNorm statistics would be per-rank on CPU: SyncBatchNorm is GPU-only in PyTorch), no dropout,
-deterministic dilation. Then each rank's loss is the mean over its half of the global batch, DDP
-averages the gradients, and the result equals the single-process mean gradient up to float
-summation order.
+The equality is meaningful because the setup removes every per-rank difference: no dropout,
+deterministic dilation, and either no normalisation or synchronised BatchNorm (our PointBatchNorm
+and fused EdgeConv all-reduce their batch statistics, on CPU too). Then each rank's loss is the
+mean over its half of the global batch, DDP averages the gradients, and the result equals the
+single-process mean gradient up to float summation order. A control run with per-rank BatchNorm
+(`sync_bn=false`) must differ, so the BatchNorm test can fail.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ pytestmark = pytest.mark.ddp
 ROOT = Path(__file__).resolve().parents[2]
 
 MODEL_SETS = ["model.norm=none", "model.dropout=0", "model.stochastic=false"]
+# BatchNorm everywhere (the default). SGD, not Adam: Adam's first steps are ~lr·sign(g), so a
+# gradient component that is zero up to float noise (summation order differs across ranks)
+# would flip a whole lr step and the dynamic kNN graphs would amplify it; SGD keeps it tiny.
+BN_SETS = ["model.dropout=0", "model.stochastic=false", "optimizer=sgd"]
 
 
 def free_port() -> int:
@@ -39,26 +44,32 @@ def step_losses(run: Path) -> list[float]:
     return [float(r["loss"]) for r in csv.DictReader((run / "steps.csv").open())]
 
 
-def test_two_process_ddp_matches_single_process(tmp_path):
-    blocks = make_blocks(tmp_path / "blocks", points=32, per_room=4)
+def run_single_and_ddp(tmp_path: Path, sets: list[str], name: str = "") -> tuple[Path, Path]:
+    """Train the same 2 epochs in 1 process and with torchrun in 2; returns both run folders."""
+    blocks = tmp_path / "blocks"
+    if not blocks.exists():
+        make_blocks(blocks, points=32, per_room=4)
     args = ["--blocks", str(blocks), "--model", "resgcn4_tiny", "--out", str(tmp_path), "--epochs", "2",
             "--batch-size", "4", "--val-fraction", "0", "--seed", "7", "--threads", "1", "--no-progress",
             "--no-tensorboard"]  # fmt: skip
-    for s in MODEL_SETS:
+    for s in sets:
         args += ["--set", s]
 
     from pointseg.cli import main
 
-    assert main(["train", "s3dis", *args, "--run", "single"]) == 0
+    assert main(["train", "s3dis", *args, "--run", f"single{name}"]) == 0
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={free_port()}", "-m", "pointseg", "train", "s3dis", *args, "--run-name", "ddp"]  # fmt: skip
+           f"--master_port={free_port()}", "-m", "pointseg", "train", "s3dis", *args, "--run-name", f"ddp{name}"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 processes" in proc.stderr
+    return tmp_path / f"single{name}", tmp_path / f"ddp{name}"
 
-    single, ddp = tmp_path / "single", tmp_path / "ddp"
+
+def test_two_process_ddp_matches_single_process(tmp_path):
+    single, ddp = run_single_and_ddp(tmp_path, MODEL_SETS)
     a, b = step_losses(single), step_losses(ddp)
     assert len(a) == len(b) == 8  # 16 training blocks (Areas 1-3) / global batch 4 × 2 epochs
     assert b == pytest.approx(a, rel=1e-5, abs=1e-6)
@@ -70,6 +81,25 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     # Only rank 0 writes: one log row per epoch, not one per process.
     rows = list(csv.DictReader((ddp / "log.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
+
+
+def test_two_process_ddp_with_synchronised_batchnorm_matches_single_process(tmp_path):
+    # BatchNorm in every layer (the fused EdgeConv's own BN and the heads' PointBatchNorm): with
+    # synchronised statistics the 2-process run is the 1-process run, running stats included.
+    single, ddp = run_single_and_ddp(tmp_path, BN_SETS)
+    a, b = step_losses(single), step_losses(ddp)
+    assert len(a) == len(b) == 8
+    assert b == pytest.approx(a, rel=1e-4, abs=1e-5)
+    wa = torch.load(single / "last.pt", weights_only=True)["model"]
+    wb = torch.load(ddp / "last.pt", weights_only=True)["model"]
+    assert any(k.endswith("running_var") for k in wa)
+    for key, value in wa.items():
+        torch.testing.assert_close(wb[key], value, rtol=1e-3, atol=1e-4, msg=key)
+
+    # Control: per-rank statistics (sync_bn=false) give different losses from the first step.
+    _, local = run_single_and_ddp(tmp_path, [*BN_SETS, "sync_bn=false"], name="_local")
+    c = step_losses(local)
+    assert abs(c[0] - a[0]) > 1e-4 * abs(a[0])
 
 
 def test_ddp_helpers_single_process_defaults(monkeypatch):
