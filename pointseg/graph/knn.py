@@ -335,9 +335,11 @@ def _topk_indices(
         chunk_size = default_chunk_size(N, B)
     out = torch.empty(B, N, kmax, dtype=torch.long, device=x.device)
     out_np = out.numpy() if use_np else None  # (B, N, kmax) view: workers write in place
+    # one score buffer for every chunk (not one ~16 MB allocation per chunk)
+    buf = torch.empty(B * min(chunk_size, N) * N, dtype=xc.dtype, device=xc.device)
     for start in range(0, N, chunk_size):
         stop = min(N, start + chunk_size)
-        s = _scores_chunk(xc, xt, sq, start, stop)  # (B, m, N)
+        s = _scores_chunk(xc, xt, sq, start, stop, buf)  # (B, m, N)
         if use_np:
             # Blocks (rows of one batch element) are contiguous in both s and out; no torch op
             # runs between the distance matmuls, so torch's OpenMP threads are not woken
