@@ -174,6 +174,45 @@ typedef struct {
 /* Stable sort of the first `need` of m finite (val, col) pairs (col ascending on entry) by val:
  * bucket (linear in value between lo and hi) then insertion sort inside each bucket, stopping
  * once `need` are in place. The result is in (val2, col2)[0..need). */
+/* Stable merge sort of (v, c)[0..n) by v (ties keep their order); tv / tc: scratch of n. */
+static void merge_sort(float *v, int32_t *c, float *tv, int32_t *tc, int n) {
+    if (n <= 16) {
+        for (int i = 1; i < n; i++) {
+            float x = v[i];
+            int32_t cx = c[i];
+            int j = i - 1;
+            while (j >= 0 && v[j] > x) {
+                v[j + 1] = v[j];
+                c[j + 1] = c[j];
+                j--;
+            }
+            v[j + 1] = x;
+            c[j + 1] = cx;
+        }
+        return;
+    }
+    int h = n / 2;
+    merge_sort(v, c, tv, tc, h);
+    merge_sort(v + h, c + h, tv, tc, n - h);
+    if (!(v[h] < v[h - 1])) return; /* already in order */
+    memcpy(tv, v, (size_t)h * sizeof(float));
+    memcpy(tc, c, (size_t)h * sizeof(int32_t));
+    int i = 0, j = h, k = 0;
+    while (i < h && j < n) { /* left first on ties: stable */
+        if (v[j] < tv[i]) {
+            v[k] = v[j];
+            c[k++] = c[j++];
+        } else {
+            v[k] = tv[i];
+            c[k++] = tc[i++];
+        }
+    }
+    while (i < h) {
+        v[k] = tv[i];
+        c[k++] = tc[i++];
+    }
+}
+
 static void bucket_sort(Scratch *w, int m, float lo, float hi, int need) {
     const float *val = w->val;
     const int32_t *col = w->col;
@@ -214,6 +253,13 @@ static void bucket_sort(Scratch *w, int m, float lo, float hi, int need) {
     int32_t *c2 = w->col2;
     for (int b = 0; b < last; b++) {
         int a = count[b], e = count[b + 1];
+        if (e - a > 24) {
+            /* a crowded bucket (skewed values: e.g. many near-duplicate feature points and a
+             * few far outliers stretch the linear buckets): stable merge sort, not O(m^2);
+             * val / col are free scratch after the scatter */
+            merge_sort(v2 + a, c2 + a, w->val, w->col, e - a);
+            continue;
+        }
         for (int i = a + 1; i < e; i++) { /* stable insertion sort of bucket b */
             float x = v2[i];
             int32_t cx = c2[i];

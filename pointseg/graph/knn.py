@@ -67,6 +67,11 @@ _CHUNK_BYTES = 16 * 1024 * 1024
 # k=24 14 vs 13, k=64 28 vs 15, k=432 65 vs 26; N=1024: k=16 5.5 vs 3.6. So partition when
 # k · _PARTITION_RATIO > N.
 _PARTITION_RATIO = 256
+# auto uses the kernel where it was measured faster: rows of >= 1024 points with k·d <= N / 4
+# (its sampled-threshold path; 1.6-2x the numpy path on ResGCN-28's layers). Short rows or
+# k·d close to N (the demo's 256-point blocks with k·d up to 220) sort whole rows, where numpy's
+# SIMD partition + sort measured faster (0.33 s vs 0.56 s of kNN per demo training step).
+_NATIVE_MIN_N = 1024
 # Native path: query rows scored per matmul = this many bytes of scores (64 rows at N = 4096):
 # small enough to be selected from cache right after the matmul, large enough for the matmul.
 _NATIVE_BLOCK_BYTES = 1 << 20
@@ -304,7 +309,12 @@ def _topk_indices(
             f"tensor; got {x.dtype} on {x.device}"
         )
     use_native = method == "native" or (
-        method == "auto" and on_cpu_f32 and HAVE_NATIVE and not _native_disabled()
+        method == "auto"
+        and on_cpu_f32
+        and HAVE_NATIVE
+        and not _native_disabled()
+        and N >= _NATIVE_MIN_N
+        and kmax * 4 <= N
     )
     use_np = not use_native and (
         method == "partition" or (method == "auto" and on_cpu_f32 and kmax * _PARTITION_RATIO > N)
@@ -369,8 +379,8 @@ def knn(x: Tensor, k: int, *, chunk_size: int | None = None, method: str = "auto
         chunk_size: query rows per chunk (memory O(B · chunk · N)); default ~16 MB of scores.
         method: ``"topk"`` (torch.topk, any device), ``"partition"`` (numpy SIMD partition,
             CPU float32 only), ``"native"`` (the compiled kernel, CPU float32 only), or
-            ``"auto"`` (native on CPU float32 when built and ``POINTSEG_NO_NATIVE`` is unset,
-            else partition unless k <= N / 256, else topk). All give the exact k nearest; native and partition break exact ties by
+            ``"auto"`` (native on CPU float32 when built, ``POINTSEG_NO_NATIVE`` is unset,
+            N >= 1024 and k <= N / 4; else partition unless k <= N / 256; else topk). All give the exact k nearest; native and partition break exact ties by
             the lower index, topk may order exactly tied distances differently.
 
     Raises:
