@@ -185,7 +185,7 @@ def _np(t: torch.Tensor | None):
 
 
 def _extreme_stats_forward(
-    a, p, fidx, sgn, stats: int, slope: float, workers: int = 1, *, total: int | None = None
+    a, p, fidx, sgn, stats: int, slope: float, workers: int = 1, *, total=None
 ):
     """Chunked forward of `_EdgeExtremeStats` (no autograd): ext (R, C), mean (C,) | None, var | None.
 
@@ -277,7 +277,7 @@ def _extreme_stats_backward(
     slope: float,
     workers: int = 1,
     *,
-    total: int | None = None,
+    total=None,
 ):
     """Chunked backward: gradients (grad_a or None, grad_p) of ext, mean, var w.r.t. a and p.
 
@@ -685,9 +685,10 @@ class EdgeConv(nn.Module):
         total = None
         if batch_stats and sync_active(norm):
             # Synchronised BN under DDP: statistics over every rank's edges (see PointBatchNorm).
-            t = torch.tensor([count], dtype=torch.float64, device=x.device)
-            torch.distributed.all_reduce(t)
-            total = count = int(t.item())
+            # a 0-dim float64 tensor, never .item(): no host sync per layer on GPUs
+            total = torch.tensor(float(count), dtype=torch.float64, device=x.device)
+            torch.distributed.all_reduce(total)
+            count = total
         cfg = (
             self.order,
             self.act_type,
@@ -747,7 +748,9 @@ class EdgeConv(nn.Module):
         return self.act(a + ext) * scale + shift
 
     @torch.no_grad()
-    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
+    def _update_running_stats(
+        self, mean: torch.Tensor, var: torch.Tensor, count: int | torch.Tensor
+    ) -> None:
         """Same update as ``F.batch_norm`` in training mode (running_var gets the unbiased var)."""
         norm = self.norm
         if not (norm.training and norm.track_running_stats):
@@ -758,7 +761,10 @@ class EdgeConv(nn.Module):
         else:
             factor = norm.momentum
         norm.running_mean.mul_(1 - factor).add_(mean.detach(), alpha=factor)
-        unbiased = var.detach() * (count / max(count - 1, 1))
+        if isinstance(count, torch.Tensor):  # synchronised BN: a 0-dim tensor (no host sync)
+            unbiased = var.detach() * (count / (count - 1).clamp(min=1)).to(var.dtype)
+        else:
+            unbiased = var.detach() * (count / max(count - 1, 1))
         norm.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
 
     def __repr__(self) -> str:

@@ -131,9 +131,9 @@ class PointBatchNorm(nn.BatchNorm1d):
                     if self.momentum is None
                     else self.momentum
                 )
-                n = float(count)
+                n = count.detach()  # 0-dim float64 tensor: no host sync on GPUs
                 self.running_mean.mul_(1 - factor).add_(mean.detach(), alpha=factor)
-                unbiased = var.detach() * (n / max(n - 1.0, 1.0))
+                unbiased = var.detach() * (n / (n - 1.0).clamp(min=1.0)).to(var.dtype)
                 self.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
         return out
 
