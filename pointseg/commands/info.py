@@ -8,6 +8,8 @@ import json
 import os
 import platform
 
+from pointseg import _native as _native_switch
+
 # (module, what it speeds up, the fallback used without it)
 NATIVE = [
     ("pointseg._native._parse", "S3DIS line parser (prepare)", "pandas C reader"),
@@ -32,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def native_status() -> list[dict]:
     """One row per optional extension: name, purpose, built, active, fallback, detail."""
-    disabled = os.environ.get("POINTSEG_NO_NATIVE", "") not in ("", "0")
+    disabled = _native_switch.disabled()
     rows = []
     for module, purpose, fallback in NATIVE:
         try:

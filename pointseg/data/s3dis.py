@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from pointseg import _native as _native_switch
 from pointseg.errors import DataError
 from pointseg.io import atomic_write, atomic_write_text
 
@@ -251,7 +252,7 @@ _MAX_CONTROL_COMBINATIONS = 4  # 2**4 repair candidates at most per line
 def _load_native_parser() -> Any:
     """The optional C extension (setup.py builds it when a compiler exists), or None: not built,
     or turned off with ``POINTSEG_NO_NATIVE=1`` (read at import; A/B runs, ``pointseg info``)."""
-    if os.environ.get("POINTSEG_NO_NATIVE", "") not in ("", "0"):
+    if _native_switch.disabled():
         return None
     try:
         from pointseg._native import _parse

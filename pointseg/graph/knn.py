@@ -42,6 +42,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pointseg import _native as _native_switch
+
 __all__ = ["knn", "knn_ranks", "check_points", "default_chunk_size", "METHODS", "HAVE_NATIVE"]
 
 METHODS = ("auto", "topk", "partition", "native")
@@ -56,7 +58,7 @@ HAVE_NATIVE = _native_select is not None
 
 def _native_disabled() -> bool:
     """``POINTSEG_NO_NATIVE=1`` makes ``method="auto"`` skip the compiled kernels (A/B runs)."""
-    return os.environ.get("POINTSEG_NO_NATIVE", "") not in ("", "0")
+    return _native_switch.disabled()
 
 
 # Bytes of one (B, chunk, N) float32 score block: ~16 MB keeps the temporaries of a chunk

@@ -44,7 +44,6 @@ gather → Linear → norm/act → max formulation used by tests and the benchma
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -52,6 +51,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pointseg import _native as _native_switch
 from pointseg.nn.mlp import (
     MONOTONE_ACTS,
     act_name,
@@ -161,7 +161,7 @@ def _for_chunks(rows: int, step: int, body: Callable[[int, int, int], None], wor
 
 def native_disabled() -> bool:
     """``POINTSEG_NO_NATIVE=1`` (read at every call) makes the layer use its torch ops (A/B runs)."""
-    return os.environ.get("POINTSEG_NO_NATIVE", "") not in ("", "0")
+    return _native_switch.disabled()
 
 
 def _use_native(p: torch.Tensor, fidx: torch.Tensor, *others: torch.Tensor | None) -> bool:
