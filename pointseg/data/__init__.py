@@ -25,6 +25,8 @@ _LAZY = {
     "ShapeAugment": "modelnet",
     "read_mesh": "modelnet",
     "sample_surface": "modelnet",
+    "read_ply": "ply",
+    "write_ply": "ply",
 }
 
 __all__ = sorted(_LAZY)

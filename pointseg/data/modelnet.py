@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pointseg.data.ply import read_ply_elements
 from pointseg.errors import DataError
 from pointseg.io import atomic_write
 
@@ -240,157 +241,8 @@ def _read_off(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return vertices, faces
 
 
-_PLY_TYPES = {
-    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
-    "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
-    "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
-}  # fmt: skip
-
-
-def _ply_header(path: Path, raw: bytes) -> tuple[str, list[dict], int, int]:
-    """→ (format, elements [{name, count, props: [(name, type) | (name, (count_t, item_t))]}],
-    data offset in bytes, number of header lines)."""
-    if not raw.startswith(b"ply"):
-        raise DataError(f"{path}:1: expected 'ply' magic line, got {raw[:20]!r}")
-    end = re.search(rb"end_header[ \t]*\r?\n", raw)
-    if end is None:
-        raise DataError(f"{path}: PLY header has no 'end_header' line")
-    header = raw[: end.start()].decode("latin-1").splitlines()
-    fmt, elements = None, []
-    for ln, line in enumerate(header, 1):
-        t = line.split()
-        if not t or t[0] in ("ply", "comment", "obj_info"):
-            continue
-        if t[0] == "format":
-            if len(t) < 2 or t[1] not in ("ascii", "binary_little_endian", "binary_big_endian"):
-                raise DataError(f"{path}:{ln}: unknown PLY format {line!r}")
-            fmt = t[1]
-        elif t[0] == "element" and len(t) == 3 and t[2].isdigit():
-            elements.append({"name": t[1], "count": int(t[2]), "props": []})
-        elif t[0] == "property" and elements:
-            if len(t) == 5 and t[1] == "list" and t[2] in _PLY_TYPES and t[3] in _PLY_TYPES:
-                elements[-1]["props"].append((t[4], (_PLY_TYPES[t[2]], _PLY_TYPES[t[3]])))
-            elif len(t) == 3 and t[1] in _PLY_TYPES:
-                elements[-1]["props"].append((t[2], _PLY_TYPES[t[1]]))
-            else:
-                raise DataError(f"{path}:{ln}: cannot parse PLY property line {line!r}")
-        else:
-            raise DataError(f"{path}:{ln}: unexpected PLY header line {line!r}")
-    if fmt is None:
-        raise DataError(f"{path}: PLY header has no 'format' line")
-    return fmt, elements, end.end(), len(header) + 1
-
-
-def _read_binary_element(
-    path: Path, raw: bytes, offset: int, el: dict, endian: str
-) -> tuple[dict[str, np.ndarray | list[np.ndarray]], int]:
-    count, props = el["count"], el["props"]
-
-    def need(nbytes: int, at: int) -> None:
-        if at + nbytes > len(raw):
-            raise DataError(
-                f"{path}: file ends inside element '{el['name']}' (header says {count} records)"
-            )
-
-    if count == 0:
-        return {name: np.zeros(0) for name, _ in props}, offset
-    if all(isinstance(t, str) for _, t in props):
-        dt = np.dtype([(name, endian + t) for name, t in props])
-        need(dt.itemsize * count, offset)
-        arr = np.frombuffer(raw, dtype=dt, count=count, offset=offset)
-        return {name: arr[name] for name, _ in props}, offset + dt.itemsize * count
-
-    # Fast path: every list has the length of the first record's (e.g. all triangles).
-    fields, at = [], offset
-    for name, t in props:
-        if isinstance(t, str):
-            fields.append((name, endian + t))
-            at += np.dtype(t).itemsize
-        else:
-            need(np.dtype(t[0]).itemsize, at)
-            n = int(np.frombuffer(raw, dtype=endian + t[0], count=1, offset=at)[0])
-            fields.append((name + "__n", endian + t[0]))
-            fields.append((name, endian + t[1], (n,)))
-            at += np.dtype(t[0]).itemsize + n * np.dtype(t[1]).itemsize
-    dt = np.dtype(fields)
-    if offset + dt.itemsize * count <= len(raw):
-        arr = np.frombuffer(raw, dtype=dt, count=count, offset=offset)
-        lists = [(name, f) for name, f, *shape in fields if shape]
-        if all((arr[name + "__n"] == arr.dtype[name].shape[0]).all() for name, _ in lists):
-            return {name: arr[name] for name, _ in props}, offset + dt.itemsize * count
-
-    # Slow path: mixed polygon sizes; walk record by record.
-    out: dict[str, list] = {name: [] for name, _ in props}
-    at = offset
-    for _ in range(count):
-        for name, t in props:
-            if isinstance(t, str):
-                size = np.dtype(t).itemsize
-                need(size, at)
-                out[name].append(np.frombuffer(raw, dtype=endian + t, count=1, offset=at)[0])
-                at += size
-            else:
-                cs, isz = np.dtype(t[0]).itemsize, np.dtype(t[1]).itemsize
-                need(cs, at)
-                n = int(np.frombuffer(raw, dtype=endian + t[0], count=1, offset=at)[0])
-                need(n * isz, at + cs)
-                out[name].append(np.frombuffer(raw, dtype=endian + t[1], count=n, offset=at + cs))
-                at += cs + n * isz
-    res = {
-        name: (np.asarray(v) if isinstance(t, str) else v)
-        for (name, t), v in zip(props, out.values(), strict=True)
-    }
-    return res, at
-
-
-def _read_ascii_elements(
-    path: Path, raw: bytes, offset: int, elements: list[dict], header_lines: int
-) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
-    """→ element name → {prop → array | list}, element name → (count,) line numbers."""
-    lines = raw[offset:].decode("latin-1").splitlines()
-    rows = [(i + header_lines + 1, ln.strip()) for i, ln in enumerate(lines) if ln.strip()]
-    out, line_nos, at = {}, {}, 0
-    for el in elements:
-        recs = rows[at : at + el["count"]]
-        if len(recs) < el["count"]:
-            raise DataError(
-                f"{path}: header says {el['count']} '{el['name']}' records, file has only {len(recs)}"
-            )
-        at += el["count"]
-        cols: dict[str, list] = {name: [] for name, _ in el["props"]}
-        for ln, text in recs:
-            tok, k = text.split(), 0
-            try:
-                for name, t in el["props"]:
-                    if isinstance(t, str):
-                        cols[name].append(float(tok[k]))
-                        k += 1
-                    else:
-                        n = int(tok[k])
-                        if len(tok) < k + 1 + n:
-                            raise DataError(
-                                f"{path}:{ln}: list says {n} items but lists {len(tok) - k - 1}"
-                            )
-                        cols[name].append(np.array(tok[k + 1 : k + 1 + n], dtype=np.int64))
-                        k += 1 + n
-            except (IndexError, ValueError):
-                raise DataError(
-                    f"{path}:{ln}: expected {len(el['props'])} '{el['name']}' properties, got {text[:80]!r}"
-                ) from None
-        out[el["name"]] = {
-            name: (np.asarray(v, dtype=np.float64) if isinstance(t, str) else v)
-            for (name, t), v in zip(el["props"], cols.values(), strict=True)
-        }
-        line_nos[el["name"]] = np.array([ln for ln, _ in recs], dtype=np.int64)
-    if at < len(rows):
-        raise DataError(f"{path}:{rows[at][0]}: unexpected data after the last element")
-    return out, line_nos
-
-
 def _read_ply(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    raw = path.read_bytes()
-    fmt, elements, offset, header_lines = _ply_header(path, raw)
+    fmt, elements, values, line_nos = read_ply_elements(path)
     names = [e["name"] for e in elements]
     if "vertex" not in names or "face" not in names:
         raise DataError(f"{path}: PLY mesh needs 'vertex' and 'face' elements, found {names}")
@@ -402,16 +254,7 @@ def _read_ply(path: Path) -> tuple[np.ndarray, np.ndarray]:
     fprop = next((n for n, t in face_el["props"] if n in ("vertex_indices", "vertex_index")), None)
     if fprop is None or isinstance(dict(face_el["props"])[fprop], str):
         raise DataError(f"{path}: PLY 'face' element needs a list property 'vertex_indices'")
-
-    face_lines = None
-    if fmt == "ascii":
-        values, line_nos = _read_ascii_elements(path, raw, offset, elements, header_lines)
-        face_lines = line_nos["face"]
-    else:
-        endian = "<" if fmt == "binary_little_endian" else ">"
-        values = {}
-        for el in elements:
-            values[el["name"]], offset = _read_binary_element(path, raw, offset, el, endian)
+    face_lines = line_nos["face"] if line_nos is not None else None
     v = values["vertex"]
     vertices = np.stack([np.asarray(v[c], dtype=np.float64) for c in "xyz"], axis=1)
     polys = values["face"][fprop]
