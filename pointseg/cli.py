@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "train",
     "evaluate",
     "demo",
+    "view",
     "info",
 ]
 
