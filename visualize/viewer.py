@@ -161,10 +161,11 @@ def set_camera(vis, lo: np.ndarray, hi: np.ndarray, view: str, width: int, heigh
     vc.set_zoom(fit_zoom(lo, hi, view, width, height))
 
 
-def choose_voxel(scene: Scene, voxel: float | None, budget: int = DISPLAY_BUDGET) -> float:
+def choose_voxel(scene: Scene, voxel: float | None, budget: int | None = None) -> float:
     """`voxel` as given (0 = off), or automatic when the panels together exceed `budget`."""
     if voxel is not None:
         return max(float(voxel), 0.0)
+    budget = DISPLAY_BUDGET if budget is None else budget
     return auto_voxel(scene.xyz, budget // max(len(scene.panels), 1))
 
 
@@ -173,7 +174,8 @@ class Viewer:
 
     Args:
         coloring: one of `COLORINGS`; view: one of `VIEWS`.
-        voxel: display voxel edge in metres; None = automatic above `DISPLAY_BUDGET`; 0 = off.
+        voxel: display voxel edge in metres; None = automatic above `budget` points in all panels
+            together (default `DISPLAY_BUDGET`); 0 = off.
         pair: the two models of the `diff` colouring (default first and last).
         height: window height in pixels; default: what the panels need at this width.
     """
@@ -188,6 +190,7 @@ class Viewer:
         isolate: int | None = None,
         point_size: float = 3.0,
         voxel: float | None = None,
+        budget: int | None = None,
         pair: tuple[str, str] | None = None,
         width: int = 1600,
         height: int | None = None,
@@ -205,7 +208,7 @@ class Viewer:
         self.width = int(width)
         self.isolate = isolate
         self.say = print_fn or (lambda s: None)
-        self.voxel = choose_voxel(scene, voxel)
+        self.voxel = choose_voxel(scene, voxel, budget)
         self.index = (
             voxel_index(scene.xyz, self.voxel) if self.voxel > 0 else np.arange(scene.num_points)
         )

@@ -159,51 +159,19 @@ class _Stages:
         return time.perf_counter() - self.t0
 
 
-def _picture(
-    path: Path, room: str, panels: list[tuple[str, np.ndarray, np.ndarray]], xyz: np.ndarray
-) -> None:
-    """Ground truth and each model's prediction of one room, 3-D scatter coloured by class.
+def _picture(path: Path, predictions: dict[str, Path], title: str) -> None:
+    """Ground truth and each model's prediction of one room, side by side.
 
-    The top 15 % of the room's height is cut away (ceiling, beams) so the view shows the floor,
-    walls and furniture, like a floor plan seen at an angle.
+    Drawn by the viewer's static renderer (`visualize.static`, what `pointseg view --no-window`
+    draws: one renderer for both): seen from the top with the ceiling removed, every panel under
+    the same camera, each model's panel titled with its mIoU on this room.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
+    from visualize.sources import load_scene
+    from visualize.static import render_static
 
-    from pointseg.data.s3dis import CLASS_COLORS, CLASSES
-    from pointseg.io import atomic_write
-
-    z = xyz[:, 2]
-    keep = np.flatnonzero(z < z.min() + 0.85 * (z.max() - z.min()))
-    rng = np.random.default_rng(0)
-    if len(keep) > 25000:
-        keep = np.sort(rng.choice(keep, 25000, replace=False))
-    p = xyz[keep]
-    fig = Figure(figsize=(6 * len(panels), 6.2))
-    for i, (title, labels, _) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1, projection="3d")
-        ax.scatter(
-            p[:, 0],
-            p[:, 1],
-            p[:, 2],
-            c=CLASS_COLORS[labels[keep]] / 255.0,
-            s=0.6,
-            linewidths=0,
-            depthshade=False,
-        )
-        ax.view_init(elev=55, azim=-60)
-        ax.set_box_aspect(np.ptp(p, axis=0) + 1e-6)
-        ax.set_axis_off()
-        ax.set_title(title, fontsize=11)
-    present = sorted(set(np.unique(panels[0][1]).tolist()))
-    handles = [Patch(color=CLASS_COLORS[c] / 255.0, label=CLASSES[c]) for c in present]
-    fig.legend(
-        handles=handles, loc="lower center", ncol=min(len(handles), 7), fontsize=9, frameon=False
-    )
-    fig.suptitle(f"{room} (top 15% of the height cut away)", fontsize=12)
-    fig.subplots_adjust(left=0, right=1, top=0.9, bottom=0.1, wspace=0.02)
-    with atomic_write(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    scene = load_scene(list(predictions.values()), names=list(predictions), print_fn=None)
+    scene.title = title
+    render_static(path=path, scene=scene, view="top", hide_ceiling=True, point_size=5.0)
 
 
 def run_demo(
@@ -350,16 +318,11 @@ def run_demo(
             title="PlainGCN vs ResGCN, same depth",
         )
         room = sorted(r["room"] for r in test_rooms)[0]
-        panels = []
-        for i, label in enumerate(labels):
-            with np.load(preds[label] / f"Area_{test_area}_{room}.npz") as z:
-                if i == 0:
-                    xyz, gt = z["xyz"], z["label"].astype(np.int64)
-                    panels.append(("ground truth", gt, gt))
-                pred = z["pred"].astype(np.int64)
-            room_miou = next(r["miou"] for r in room_stats[label] if r["room"] == room)
-            panels.append((f"{label} (room mIoU {100 * room_miou:.1f})", pred, gt))
-        _picture(out / "comparison.png", f"Area_{test_area}/{room}", panels, xyz)
+        _picture(
+            out / "comparison.png",
+            {label: preds[label] / f"Area_{test_area}_{room}.npz" for label in labels},
+            f"Area_{test_area}/{room}",
+        )
     summary = _summary(cfg, quick, index, manifest, test_area, results, train_info, stage, labels)
     summary["seconds"]["total"] = stage.total
     # CPU time of this process: on a shared machine the wall-clock total overstates the demo's cost.
