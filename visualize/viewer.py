@@ -225,6 +225,7 @@ class Viewer:
         self.vis = None
         self.clouds: list = []
         self._shots = 0
+        self._label_band = 0.0
         self.height = int(height or fit_height(*self._bounds(), view, self.width))
 
     # ------------------------------------------------------------------ geometry
@@ -286,11 +287,15 @@ class Viewer:
         """The preset camera of `self.view`, zoomed so the panels fill the window."""
         set_camera(self.vis, *self._bounds(), self.view, self.width, self.height)
 
+    def camera_now(self) -> Camera:
+        """The camera of the current preset at the window's size (after `reset_view`)."""
+        return make_camera(*self._bounds(), self.view, self.width, self.height)
+
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return (
-            self.xyz.min(axis=0) + self.offsets.min(axis=0),
-            self.xyz.max(axis=0) + self.offsets.max(axis=0),
-        )
+        lo = self.xyz.min(axis=0) + self.offsets.min(axis=0)
+        hi = self.xyz.max(axis=0) + self.offsets.max(axis=0)
+        hi[1] += self._label_band  # room for the 3-D panel labels behind the rooms
+        return lo, hi
 
     # ------------------------------------------------------------------ screenshots
     def screenshot(self, path: str | os.PathLike) -> Shot:
@@ -302,7 +307,7 @@ class Viewer:
         vis.update_renderer()
         frame = np.asarray(vis.capture_screen_float_buffer(do_render=True))
         frame = (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)
-        camera = make_camera(*self._bounds(), self.view, frame.shape[1], frame.shape[0])
+        camera = make_camera(*self._bounds(), self.view, frame.shape[1], frame.shape[0])  # (W, H)
         centre = (self.xyz.min(axis=0) + self.xyz.max(axis=0)) / 2
         labels = list(
             zip(
@@ -344,16 +349,17 @@ class Viewer:
                     panel_title(self.scene, panel), depth=1
                 )
                 mesh = mesh.to_legacy()
-            except (
-                Exception
-            ):  # text meshes need Open3D >= 0.16; the terminal names the panels anyway
+            except Exception:  # text meshes need Open3D >= 0.16; the terminal names the panels
                 return
             ext = mesh.get_max_bound() - mesh.get_min_bound()
             mesh.scale(size / max(ext[1], 1e-6), center=mesh.get_min_bound())
             mesh.translate((lo[0] + self.offsets[i][0], hi[1] + 0.3 * size, hi[2]), relative=False)
             mesh.translate(mesh.get_center() - mesh.get_min_bound())  # min corner at the target
             mesh.paint_uniform_color((0.1, 0.1, 0.1))
+            mesh.compute_vertex_normals()
             self.vis.add_geometry(mesh, reset_bounding_box=False)
+        self.vis.get_render_option().mesh_show_back_face = True  # readable from below too
+        self._label_band = 1.8 * size
 
     def _bind(self) -> None:
         vis = self.vis

@@ -23,7 +23,7 @@ from pointseg.cli import main
 from pointseg.data.s3dis import CLASS_COLORS
 from visualize.scene import CORRECT_COLOR, WRONG_COLOR
 
-from .conftest import FLOOR, WRONG_X
+from .conftest import FLOOR, TABLE, WALL, WRONG_X
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,6 +78,29 @@ pts = rng.normal(size=(3, 400, 3)).astype(np.float32)
 pts /= np.linalg.norm(pts, axis=2).max(axis=1)[:, None, None]
 grid = ShapeGrid(pts, np.array([0, 1, 2]), np.array([0, 2, 2]), ["cup", "lamp", "vase"], "grid")
 grid_screenshot(grid, sys.argv[4], width=900)
+
+# What the keys do, on the interactive window (3-D labels, bindings), state changed as keys do.
+from visualize.display import display_for
+from visualize.viewer import Viewer
+with display_for(interactive=False):
+    v = Viewer(scene, point_size=7, width=1200)
+    v.open(visible=True)
+    v._labels_3d()
+    v._bind()
+    v.set_coloring("pred")     # key 3
+    v.cycle_class(+1)          # key C: ceiling
+    v.cycle_class(+1)          # key C: floor
+    v.toggle_ceiling()         # key H
+    v.refresh()
+    v.reset_view()
+    v.vis.capture_screen_image(sys.argv[5], do_render=True)
+    cam = v.camera_now()
+    v.close()
+json.dump({
+    "isolated_wrong": cam.project(xyz[wrong] + v.offsets[2]).tolist(),
+    "isolated_right": cam.project(xyz[right] + v.offsets[2]).tolist(),
+    "table_gt": cam.project(xyz[label == 7] + v.offsets[0]).tolist(),
+}, open(sys.argv[6], "w"))
 """
 
 
@@ -93,8 +116,22 @@ def test_window_screenshot_pixels(tmp_path, room):
     script = tmp_path / "shot.py"
     script.write_text(SHOT_SCRIPT)
     png, info = tmp_path / "shot.png", tmp_path / "shot.json"
-    grid_png = tmp_path / "grid.png"
-    r = _run([str(script), str(tmp_path / "room.npz"), str(png), str(info), str(grid_png)])
+    grid_png, window_png, window_info = (
+        tmp_path / "grid.png",
+        tmp_path / "w.png",
+        tmp_path / "w.json",
+    )
+    r = _run(
+        [
+            str(script),
+            str(tmp_path / "room.npz"),
+            str(png),
+            str(info),
+            str(grid_png),
+            str(window_png),
+            str(window_info),
+        ]
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     img = np.asarray(Image.open(png).convert("RGB"))
     pos = json.loads(info.read_text())
@@ -125,6 +162,16 @@ def test_window_screenshot_pixels(tmp_path, room):
         other = SHAPE_WRONG if rgb == RIGHT_COLOR else RIGHT_COLOR
         assert (part == rgb).all(axis=1).sum() > 200
         assert (part == other).all(axis=1).sum() < 20
+    # the window after keys 3, C, C, H: only floor (truth or predicted), predictions coloured;
+    # the floor "bad" called a wall shows in the wall colour, its right floor in the floor colour
+    win = np.asarray(Image.open(window_png).convert("RGB"))
+    pos = json.loads(window_info.read_text())
+    assert _share(win, pos["isolated_wrong"], CLASS_COLORS[WALL]) > 0.95
+    assert _share(win, pos["isolated_right"], CLASS_COLORS[FLOOR]) > 0.95
+    assert _share(win, pos["table_gt"], CLASS_COLORS[TABLE]) < 0.05  # tables are hidden
+    # the 3-D panel labels: dark text pixels above the rooms
+    top = int(min(p[1] for p in pos["isolated_right"]))
+    assert (win[:top].max(axis=2) < 100).sum() > 200
 
 
 @pytest.fixture(scope="module")
