@@ -161,10 +161,14 @@ def set_camera(vis, lo: np.ndarray, hi: np.ndarray, view: str, width: int, heigh
     vc.set_zoom(fit_zoom(lo, hi, view, width, height))
 
 
-def choose_voxel(scene: Scene, voxel: float | None, budget: int | None = None) -> float:
-    """`voxel` as given (0 = off), or automatic when the panels together exceed `budget`."""
+def choose_voxel(
+    scene: Scene, voxel: float | None, budget: int | None = None
+) -> tuple[float, np.ndarray]:
+    """(voxel, display indices): `voxel` as given (0 = every point), or automatic when the
+    panels together would exceed `budget` points (default `DISPLAY_BUDGET`)."""
     if voxel is not None:
-        return max(float(voxel), 0.0)
+        v = max(float(voxel), 0.0)
+        return v, (voxel_index(scene.xyz, v) if v > 0 else np.arange(scene.num_points))
     budget = DISPLAY_BUDGET if budget is None else budget
     return auto_voxel(scene.xyz, budget // max(len(scene.panels), 1))
 
@@ -208,10 +212,7 @@ class Viewer:
         self.width = int(width)
         self.isolate = isolate
         self.say = print_fn or (lambda s: None)
-        self.voxel = choose_voxel(scene, voxel, budget)
-        self.index = (
-            voxel_index(scene.xyz, self.voxel) if self.voxel > 0 else np.arange(scene.num_points)
-        )
+        self.voxel, self.index = choose_voxel(scene, voxel, budget)
         if voxel is None and self.voxel > 0:
             self.say(
                 f"[view] {scene.num_points:,} points x {len(scene.panels)} panels: showing one point "

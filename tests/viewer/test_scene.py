@@ -88,9 +88,11 @@ def test_voxel_index_keeps_one_point_per_voxel():
     for i, c in enumerate(map(tuple, cells)):
         first.setdefault(c, i)
     assert sorted(first.values()) == idx.tolist()
-    v = S.auto_voxel(xyz, 800)
-    assert v > 0 and len(S.voxel_index(xyz, v)) <= 800 < len(S.voxel_index(xyz, v / 1.5))
-    assert S.auto_voxel(xyz, 10_000) == 0.0
+    v, index = S.auto_voxel(xyz, 800)
+    assert v > 0 and 200 <= len(index) <= 800
+    np.testing.assert_array_equal(index, S.voxel_index(xyz, v))
+    v, index = S.auto_voxel(xyz, 10_000)
+    assert v == 0.0 and len(index) == len(xyz)
 
 
 def test_display_downsample_is_said_and_metrics_use_every_point(scene):
