@@ -66,6 +66,17 @@ def _run_name(eval_dir: Path) -> str:
     return d.parent.name if d.name.startswith("eval_") else d.name
 
 
+def _file_model_name(path: Path) -> str:
+    """Model name of one prediction file: its run (`<run>/eval_area5/predictions/x.npz`), its
+    demo model folder (`predictions/<model>/x.npz`), else the file name."""
+    parent = path.resolve().parent
+    if parent.name == "predictions":
+        return _run_name(parent.parent)
+    if parent.parent.name == "predictions":
+        return parent.name
+    return path.stem
+
+
 def _demo_order(folder: Path, names: list[str]) -> list[str]:
     try:
         order = list(json.loads((folder / "demo.json").read_text())["models"])
@@ -84,7 +95,7 @@ def _classify(path: Path, room: str | None) -> list[PredictionSet] | RoomSource:
             with np.load(path, allow_pickle=False) as z:
                 keys = set(z.files)
             if "pred" in keys:
-                return [PredictionSet(path.stem, {_room_key(path): path}, path)]
+                return [PredictionSet(_file_model_name(path), {_room_key(path): path}, path)]
             return RoomSource(path, _room_key(path), lambda: _load_cache(path))
         raise DataError(
             f"{path}: not a room or prediction file (expected .npz or .ply, or a folder)"

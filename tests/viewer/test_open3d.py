@@ -216,6 +216,15 @@ def test_view_demo_output_end_to_end(demo_out, tmp_path, capsys):
     out = capsys.readouterr().out
     assert (tmp_path / "static.png").stat().st_size > 10_000
     assert len(list((tmp_path / "ply").glob("*.ply"))) == 3 and out.count("wrote ") == 4
+    # a room of the cache with predictions computed on the fly by the demo's checkpoints
+    room = next((demo_out / "work" / "cache").glob("Area_2/*.npz"))
+    runs = [str(demo_out / "runs" / r) for r in ("plaingcn5", "resgcn5")]
+    argv = ["view", str(room), "--checkpoint", *runs, "--no-window", "--no-progress",
+            "--screenshot", str(tmp_path / "ckpt.png")]  # fmt: skip
+    assert main(argv) == 0
+    cap = capsys.readouterr()
+    assert "panels, left to right: ground truth | plaingcn5 | resgcn5" in cap.out
+    assert cap.err.count("[view] predicting") == 2
 
 
 def test_modelnet_grid_from_an_eval_output(tmp_path, capsys):
