@@ -31,12 +31,13 @@ def import_open3d() -> Any:
     try:
         import open3d as o3d
     except ImportError as exc:
-        if "open3d" in str(getattr(exc, "name", "") or "") or "No module named" in str(exc):
-            raise ViewerUnavailable(
-                f"Open3D is not installed: pip install '{OPEN3D_PIN}' (or `pip install -e .[viz]`), "
-                + NO_WINDOW_HINT
-            ) from None
-        raise ViewerUnavailable(_library_hint(exc)) from None
+        # A missing system library surfaces as an ImportError of Open3D's compiled module.
+        if "shared object" in str(exc) or ".so" in str(exc):
+            raise ViewerUnavailable(_library_hint(exc)) from None
+        raise ViewerUnavailable(
+            f"Open3D is not installed: pip install '{OPEN3D_PIN}' (or `pip install -e .[viz]`), "
+            + NO_WINDOW_HINT
+        ) from None
     except OSError as exc:  # libGL.so.1 / libusb-1.0.so.0 missing
         raise ViewerUnavailable(_library_hint(exc)) from None
     return o3d

@@ -92,8 +92,11 @@ def _classify(path: Path, room: str | None) -> list[PredictionSet] | RoomSource:
         if path.suffix.lower() == ".ply":
             return RoomSource(path, path.stem, lambda: _load_ply(path))
         if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                keys = set(z.files)
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    keys = set(z.files)
+            except Exception as exc:
+                raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
             if "pred" in keys:
                 return [PredictionSet(_file_model_name(path), {_room_key(path): path}, path)]
             return RoomSource(path, _room_key(path), lambda: _load_cache(path))

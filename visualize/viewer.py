@@ -299,12 +299,15 @@ class Viewer:
         return lo, hi
 
     # ------------------------------------------------------------------ screenshots
-    def screenshot(self, path: str | os.PathLike) -> Shot:
-        """Render the current state, draw labels and legend around it, write a PNG atomically."""
+    def screenshot(self, path: str | os.PathLike, *, poll: bool = True) -> Shot:
+        """Render the current state, draw labels and legend around it, write a PNG atomically.
+
+        `poll=False` inside a key callback (GLFW is already processing events there)."""
         from pointseg.io import atomic_write
 
         vis = self.vis
-        vis.poll_events()
+        if poll:
+            vis.poll_events()
         vis.update_renderer()
         frame = np.asarray(vis.capture_screen_float_buffer(do_render=True))
         frame = (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -442,7 +445,7 @@ class Viewer:
     def key_screenshot(self) -> None:
         self._shots += 1
         path = Path(f"pointseg_view_{time.strftime('%Y%m%d_%H%M%S')}_{self._shots}.png")
-        self.screenshot(path)
+        self.screenshot(path, poll=False)
         self.say(f"[view] wrote {path.resolve()}")
 
     def run(self) -> None:
