@@ -565,6 +565,16 @@ class BlockStream:
             return np.arange(a, b, dtype=np.int64)
         return self._order[a:b].astype(np.int64)
 
+    def home_tile(self, index: np.ndarray) -> np.ndarray:
+        """(k,) home tile ids of the cloud points `index`."""
+        if self.num_tiles == 1:
+            return np.zeros(len(index), dtype=np.int64)
+        g, t = self.grid, self.tile_cols
+        pos = g.shift(self.xyz[index])
+        _, hx = _axis_range(pos[:, 0], g.nbx, g.block_size, g.stride)
+        _, hy = _axis_range(pos[:, 1], g.nby, g.block_size, g.stride)
+        return (hx // t) * self.nty + hy // t
+
     def tile_ids(self) -> list[int]:
         """Tile ids (tx * nty + ty) in processing order (x-major), tiles without points skipped."""
         out = []
