@@ -29,6 +29,12 @@ Differences from PointNet's code, all deliberate and documented here:
   dropped (< `min_points`) blocks appear in none: `Blocks.in_kept_block` marks them and
   :func:`nearest_covered_index` maps each of them to its nearest covered point (scipy kd-tree),
   which is how the whole-room evaluator gives them a prediction.
+- Random choices are made per column: column (i, j) samples with its own generator
+  ``default_rng([seed, i, j])``, where `seed` is one draw of the `rng` argument. A column's samples
+  therefore do not depend on which other columns are processed, or in which order, and
+  :class:`BlockStream` (test blocks made lazily, tile by tile, for clouds of any size) makes exactly
+  the samples of `room_to_blocks` with the same `rng` (tested bit for bit). The grid (min corner,
+  extent for the x/max channels) is always the whole cloud's (:class:`BlockGrid`).
 - Edge cases PointNet gets wrong: a room narrower than block_size − stride gets 0 columns there
   (we keep at least 1), and a room flat along an axis divides by a zero max (we keep 0).
 - Speed: columns are found per point in O(1) and grouped with one stable (radix) sort instead
