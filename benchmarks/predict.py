@@ -18,12 +18,11 @@ subprocess so its peak RSS (`ru_maxrss`) is its own:
 Both use the same model (random weights, eval mode, seed 0), stride, block recipe and seed, so they
 score the same block samples; the script checks that their predictions agree. Time is split into
 blocking, kNN (every `DilatedKnnGraph` call, timed by wrapping it here), the rest of the network,
-voting and finishing. Batch size: each path's default (`pointseg eval`: 8; `pointseg predict` on
-CPU: 2, where the per-block cost does not fall with the batch and activations grow with it) unless
-`--batch-size` sets both.
+voting and finishing. Both paths use the same batch size (`--batch-size`, default 8 as
+`pointseg eval`), so the memory ratio is that of the pipelines, not of a smaller batch.
 
 `--huge N` runs only the streaming path on a generated N-point scan under `--bound` with a small
-model (default `resgcn4_tiny`: the check is about memory, not about the network) and the tile and
+model (default `resgcn4_tiny_static`: the check is about memory, not about the network) and the tile and
 batch sizes `plan_memory` chooses for that budget; it fails (exit 1) when the peak RSS exceeds it.
 
 Last line: one JSON object (`speedup`, `memory_ratio`, ...).
@@ -191,8 +190,8 @@ def run_path(args: argparse.Namespace) -> dict:
         settings = BlockSettings(num_point=args.num_point)
         mp = plan_memory(budget, xyz, num_classes=cfg.num_classes, config=cfg.to_dict(),
                          settings=settings, stride=args.stride,
-                         batch_size=args.batch_size or (None if budget else 2),
-                         tile_size=None if budget else 10.0)  # fmt: skip
+                         batch_size=args.batch_size or (None if budget else 8),
+                         tile_size=None if budget else 10.0, workers=1)  # fmt: skip
         plan = {"batch_size": mp.batch_size, "tile_size": mp.tile_size, "note": mp.note}
         res = predict_cloud(model, xyz, rgb, batch_size=mp.batch_size, tile_size=mp.tile_size,
                             workers=1, seed=0, keep_prob=False, **kw)  # fmt: skip
@@ -244,7 +243,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--points", type=int, default=1_000_000)
-    ap.add_argument("--model", default=None, help="preset (default resgcn28; --huge: resgcn4_tiny)")
+    ap.add_argument(
+        "--model", default=None, help="preset (default resgcn28; --huge: resgcn4_tiny_static)"
+    )
     ap.add_argument("--stride", type=float, default=1.0)
     ap.add_argument("--num-point", type=int, default=4096)
     ap.add_argument(
@@ -260,7 +261,7 @@ def main() -> None:
     ap.add_argument("--_scan", dest="scan", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--pred-out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    args.model = args.model or ("resgcn4_tiny" if args.huge else "resgcn28")
+    args.model = args.model or ("resgcn4_tiny_static" if args.huge else "resgcn28")
     if args.path:
         print(json.dumps(run_path(args)))
         return

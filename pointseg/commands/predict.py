@@ -375,10 +375,9 @@ def predict_files(
                     )
                     rgb_said = True
             xyz_model = _model_frame(cloud.xyz, scale, up)
-            extra = 0 if xyz_model is cloud.xyz else cloud.xyz.dtype.itemsize * 3
             plan = plan_memory(
                 budget, xyz_model, num_classes=nc, config=ckpt["model_config"], settings=settings,
-                stride=stride, batch_size=batch_size, tile_size=tile_size, extra_per_point=extra,
+                stride=stride, batch_size=batch_size, tile_size=tile_size, workers=workers,
             )  # fmt: skip
             if not plan_said or budget is not None:
                 say(f"memory: {plan.note}" if budget is not None else

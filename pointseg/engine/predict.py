@@ -416,13 +416,14 @@ def plan_memory(
     stride: float,
     batch_size: int | None,
     tile_size: float | None,
-    extra_per_point: int = 0,
+    workers: int = 1,
 ) -> MemoryPlan:
     """Tile side and batch size that keep resident memory under `budget` bytes (None: defaults).
 
-    Per point (whole cloud): coordinates, colour, the (n, C) float32 accumulator, vote count,
-    tile order, prediction and confidence. Per tile point: shifted coordinates, memberships and
-    sample indices (~40 + 48·(block/stride)² bytes). Per block of a batch: `activation_bytes`.
+    Already resident (measured now): the process, the model and the loaded cloud. Per point still
+    to come: the (n, C) float32 accumulator, vote count, tile order, prediction and confidence.
+    Per tile point: shifted coordinates, memberships and sample indices (~100 + 70·(block /
+    stride)² bytes), for `workers` + 1 tiles in flight. Per block of a batch: `activation_bytes`.
     Tiles are sized for the densest 2 m × 2 m cell of the cloud.
     """
     b = settings.block_size
@@ -434,7 +435,10 @@ def plan_memory(
             "no --max-memory: 10 m tiles, batch 8",
         )
     n = len(xyz)
-    per_point = xyz.dtype.itemsize * 3 + 3 + 4 * num_classes + 4 + 8 + 5 + extra_per_point
+    # The cloud (coordinates, colours, any transformed copy) is loaded already: it is in `base`.
+    # Per point still to come: accumulator 4·C, votes 4, tile order 4 (+ 8 while sorting),
+    # prediction 1, confidence 4.
+    per_point = 4 * num_classes + 21
     base = _current_rss()
     avail = budget - base - n * per_point
     need_min = act + (64 << 20)
@@ -448,7 +452,8 @@ def plan_memory(
         )
     if batch_size is None:
         batch_size = int(max(1, min(8, (avail // 2) // act)))
-    tile_budget = avail - batch_size * act
+    # Tiles in flight: the one being consumed, plus `workers` planned ahead.
+    tile_budget = (avail - batch_size * act) / (max(workers, 0) + 1)
     if tile_budget < (32 << 20):
         raise ConfigError(
             f"--max-memory {budget / 2**30:.2f} GiB leaves no room for tiles with batch "
@@ -464,7 +469,9 @@ def plan_memory(
             for key, c in zip(keys.tolist(), cnt.tolist(), strict=True):
                 counts[key] = counts.get(key, 0) + c
         dens = max(counts.values()) / (cell * cell)  # points per m² of the densest cell
-        per_tile_point = 40 + 48 * (b / stride) ** 2 + 3 * 8
+        # shifted xyz, colour, indices and per-point column ranges (~100 B), then per membership
+        # (~(block / stride)² per point) the sort keys and sample indices (~70 B)
+        per_tile_point = 100 + 70 * (b / stride) ** 2
         side = math.sqrt(max(tile_budget / (dens * per_tile_point), 0.0)) - b
         tile_size = float(min(50.0, max(stride, math.floor(side / stride) * stride)))
     note = (
