@@ -97,7 +97,7 @@ def test_text_without_colour_y_up_scale_and_formats(ckpt, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "rgb: files without colour get zeros" in text and "y-up rotated to z-up" in text
     with np.load(tmp_path / "o.npz") as z:
-        pred, conf = z["label"], z["confidence"]
+        pred, conf = z["pred"], z["confidence"]
         written = np.loadtxt(tmp_path / "scan.xyz")
         np.testing.assert_array_equal(z["xyz"], written)  # outputs keep the input coordinates
     # y-up millimetres give the same prediction as the z-up metre cloud
@@ -108,7 +108,7 @@ def test_text_without_colour_y_up_scale_and_formats(ckpt, tmp_path, capsys):
         == 0
     )
     with np.load(tmp_path / "m_seg.npz") as z:
-        assert np.mean(z["label"] == pred) > 0.99
+        assert np.mean(z["pred"] == pred) > 0.99
     import pandas as pd
 
     csv = pd.read_csv(tmp_path / "o.csv")
@@ -240,3 +240,19 @@ def test_max_memory_too_small_is_explained(ckpt, tmp_path, capsys):
     assert "--max-memory 0.01 GiB is too small" in capsys.readouterr().err
     assert _run("--checkpoint", ckpt, "--input", tmp_path / "s.ply", "--max-memory", "lots") == 1
     assert "expected a size" in capsys.readouterr().err
+
+
+def test_s3dis_room_folder_scored_against_its_labels(ckpt, tmp_path, capsys):
+    from pointseg.data.s3dis import parse_room
+    from pointseg.data.synthetic import synth_s3dis
+
+    synth_s3dis(tmp_path / "raw", areas=[1], rooms_per_area=1, seed=0, density=0.05, progress=False)
+    room_dir = next((tmp_path / "raw" / "Area_1").iterdir())
+    assert _run("--checkpoint", ckpt, "--input", room_dir, "--out", tmp_path / "r.ply") == 0
+    assert "ground truth in" in capsys.readouterr().out
+    room, _ = parse_room(room_dir)
+    out = read_ply(tmp_path / "r.ply")
+    np.testing.assert_array_equal(out["gt"], room.label)
+    s = json.loads((tmp_path / "r.summary.json").read_text())
+    assert s["reader"] == "s3dis room"
+    assert s["ground_truth"]["oa"] == pytest.approx(np.mean(out["label"] == room.label))

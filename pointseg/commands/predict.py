@@ -185,12 +185,14 @@ def write_segmentation(
         write_ply(path, xyz, rgb=colours, label=label, confidence=confidence.astype(np.float32),
                   comments=(f"classes {' '.join(class_names)}",), **extra)  # fmt: skip
     elif fmt == "npz":
-        arrays: dict[str, Any] = {"xyz": xyz, "label": label, "confidence": confidence,
+        # The layout of `pointseg eval`'s prediction files (xyz, rgb, label = ground truth, pred),
+        # so `pointseg view` opens it as a prediction; plus confidence and the class names.
+        arrays: dict[str, Any] = {"xyz": xyz, "pred": label, "confidence": confidence,
                                   "class_names": np.asarray(class_names)}  # fmt: skip
         if rgb is not None:
             arrays["rgb"] = rgb
         if gt is not None:
-            arrays["gt"] = gt
+            arrays["label"] = gt
         with atomic_write(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
     elif fmt in ("txt", "csv"):
