@@ -13,7 +13,8 @@ subprocess so its peak RSS (`ru_maxrss`) is its own:
   kd-tree over the whole cloud for unscored points (the code of `predict_room` until this change,
   kept below verbatim).
 - **streaming** — `pointseg.engine.predict.predict_cloud`: 10 m tiles, lazy blocks,
-  `torch.inference_mode`, a producer thread (`workers=1`), chunked finishing.
+  `torch.inference_mode`, blocks made in the main thread (`workers=0`, the CPU default of
+  `pointseg predict`), chunked finishing.
 
 Both use the same model (random weights, eval mode, seed 0), stride, block recipe and seed, so they
 score the same block samples; the script checks that their predictions agree. Time is split into
@@ -191,10 +192,10 @@ def run_path(args: argparse.Namespace) -> dict:
         mp = plan_memory(budget, xyz, num_classes=cfg.num_classes, config=cfg.to_dict(),
                          settings=settings, stride=args.stride,
                          batch_size=args.batch_size or (None if budget else 8),
-                         tile_size=None if budget else 10.0, workers=1)  # fmt: skip
+                         tile_size=None if budget else 10.0, workers=0)  # fmt: skip
         plan = {"batch_size": mp.batch_size, "tile_size": mp.tile_size, "note": mp.note}
         res = predict_cloud(model, xyz, rgb, batch_size=mp.batch_size, tile_size=mp.tile_size,
-                            workers=1, seed=0, keep_prob=False, **kw)  # fmt: skip
+                            workers=0, seed=0, keep_prob=False, **kw)  # fmt: skip
         pred, nb, times, tiles = res.pred, res.num_blocks, res.times, res.num_tiles
     seconds = time.perf_counter() - t0
     times = dict(times)
