@@ -147,6 +147,14 @@ def _axis_range(
     return np.maximum(lo, 0), np.minimum(hi, n_cells - 1)
 
 
+def _axis_hi(coord: np.ndarray, n_cells: int, stride: float) -> np.ndarray:
+    """The `hi` of :func:`_axis_range` alone (last column of each point; same operations)."""
+    hi = np.floor(coord / stride).astype(np.int64)
+    hi -= hi * stride > coord
+    hi += (hi + 1) * stride <= coord
+    return np.minimum(hi, n_cells - 1)
+
+
 def _memberships(
     xy: np.ndarray,
     nbx: int,
@@ -154,6 +162,7 @@ def _memberships(
     block_size: float,
     stride: float,
     cols: tuple[int, int, int, int] | None = None,
+    ranges: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """All (point, column) memberships, sorted by column, room order within.
 
@@ -163,8 +172,10 @@ def _memberships(
     stride)².
     """
     i0, i1, j0, j1 = cols if cols is not None else (0, nbx, 0, nby)
-    lo_x, hi_x = _axis_range(xy[:, 0], nbx, block_size, stride)  # (N,)
-    lo_y, hi_y = _axis_range(xy[:, 1], nby, block_size, stride)
+    if ranges is None:  # (lo_x, hi_x, lo_y, hi_y) of `_axis_range`, unless given
+        ranges = (*_axis_range(xy[:, 0], nbx, block_size, stride),
+                  *_axis_range(xy[:, 1], nby, block_size, stride))  # fmt: skip
+    lo_x, hi_x, lo_y, hi_y = ranges  # (N,) each
     if cols is not None:
         lo_x, hi_x = np.maximum(lo_x, i0), np.minimum(hi_x, i1 - 1)
         lo_y, hi_y = np.maximum(lo_y, j0), np.minimum(hi_y, j1 - 1)
@@ -347,6 +358,7 @@ def plan_tile(
     base_seed: int,
     cover_all: bool,
     centering: str,
+    ranges: tuple[np.ndarray, ...] | None = None,
 ) -> TilePlan:
     """Recipe steps 2–4 for the columns `cols` = (i0, i1, j0, j1) (None: every column) of the
     points `pos` (shifted, room order; must hold every point of those columns).
@@ -358,7 +370,7 @@ def plan_tile(
     tny = j1 - j0
     ntile = (i1 - i0) * tny
     points, cells = _memberships(
-        pos[:, :2], grid.nbx, grid.nby, grid.block_size, grid.stride, (i0, i1, j0, j1)
+        pos[:, :2], grid.nbx, grid.nby, grid.block_size, grid.stride, (i0, i1, j0, j1), ranges
     )
     counts = np.bincount(cells, minlength=ntile)  # (ntile,)
     starts = np.concatenate([[0], np.cumsum(counts)])
@@ -548,8 +560,8 @@ class BlockStream:
         key = np.empty(n, dtype=np.int32)  # home tile of each point
         for s in range(0, n, chunk):
             pos = g.shift(xyz[s : s + chunk])
-            _, hx = _axis_range(pos[:, 0], g.nbx, block_size, stride)
-            _, hy = _axis_range(pos[:, 1], g.nby, block_size, stride)
+            hx = _axis_hi(pos[:, 0], g.nbx, stride)
+            hy = _axis_hi(pos[:, 1], g.nby, stride)
             key[s : s + chunk] = (hx // self.tile_cols) * self.nty + hy // self.tile_cols
         order = np.argsort(key, kind="stable")  # room order within a tile
         self._order = order.astype(np.int32) if n < np.iinfo(np.int32).max else order
@@ -577,8 +589,8 @@ class BlockStream:
             return np.zeros(len(index), dtype=np.int64)
         g, t = self.grid, self.tile_cols
         pos = g.shift(self.xyz[index])
-        _, hx = _axis_range(pos[:, 0], g.nbx, g.block_size, g.stride)
-        _, hy = _axis_range(pos[:, 1], g.nby, g.block_size, g.stride)
+        hx = _axis_hi(pos[:, 0], g.nbx, g.stride)
+        hy = _axis_hi(pos[:, 1], g.nby, g.stride)
         return (hx // t) * self.nty + hy // t
 
     def tile_ids(self) -> list[int]:
@@ -611,13 +623,14 @@ class BlockStream:
             ]
             points = np.sort(np.concatenate(parts))
         pos = g.shift(self.xyz[points])
+        ranges = (*_axis_range(pos[:, 0], g.nbx, g.block_size, g.stride),
+                  *_axis_range(pos[:, 1], g.nby, g.block_size, g.stride))  # fmt: skip
         if self.num_tiles > 1:
             # Keep the margin points that reach one of this tile's columns.
-            lo_x, _ = _axis_range(pos[:, 0], g.nbx, g.block_size, g.stride)
-            lo_y, _ = _axis_range(pos[:, 1], g.nby, g.block_size, g.stride)
-            keep = (lo_x < cols[1]) & (lo_y < cols[3])
+            keep = (ranges[0] < cols[1]) & (ranges[2] < cols[3])
             if not keep.all():
                 points, pos = points[keep], pos[keep]
+                ranges = tuple(r[keep] for r in ranges)
         plan = plan_tile(
             pos,
             g,
@@ -627,6 +640,7 @@ class BlockStream:
             base_seed=self.base_seed,
             cover_all=self.cover_all,
             centering=self.centering,
+            ranges=ranges,
         )
         return Tile(
             points=points, pos=pos, rgb=self.rgb[points], home=home, cols=cols, plan=plan, grid=g
