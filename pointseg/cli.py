@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "blocks",
     "train",
     "evaluate",
+    "predict",
     "demo",
     "view",
     "info",

@@ -6,15 +6,16 @@ S3DIS protocols (DESIGN §4; every report names which one it is):
   per 1 m × 1 m block, duplicated when short). This is what the DeepGCN paper scores; duplicated
   points count as many times as they were sampled, exactly as in the original evaluation.
 - **whole-room** — every original point of every test room. Each room is cut into overlapping
-  sliding blocks (`room_to_blocks(..., stride=0.5, cover_all=True)`: blocks with more than
-  `num_point` points are split into several samples so every point of a kept block is sampled at
-  least once). Softmax class probabilities are summed per original point over all blocks (and
-  samples) that contain it and divided by its vote count (a point duplicated to pad a short
-  block votes once per copy). Points of dropped blocks (fewer than `min_points` points) are left
-  unscored; they take the averaged probabilities of their nearest scored point (3-D kd-tree,
-  `scipy.spatial.cKDTree`). Memory per room: the blocks of that room (~0.4 KB per point at
-  stride 0.5) plus one (n_points, num_classes) float32 accumulator; inference runs over batches
-  of blocks, so the model's activations stay those of one batch.
+  sliding blocks (the test recipe with `cover_all=True`: blocks with more than `num_point` points
+  are split into several samples so every point of a kept block is sampled at least once).
+  Softmax class probabilities are summed per original point over all blocks (and samples) that
+  contain it and divided by its vote count (a point duplicated to pad a short block votes once
+  per copy). Points of dropped blocks (fewer than `min_points` points) are left unscored; they
+  take the averaged probabilities of their nearest scored point (3-D kd-tree,
+  `scipy.spatial.cKDTree`). The blocks are made lazily, tile by tile, by the streaming loop of
+  `pointseg.engine.predict` (the same one `pointseg predict` runs): memory per room is one
+  (n_points, num_classes) float32 accumulator plus one tile's blocks (10 m × 10 m), not all of
+  the room's blocks; the model's activations stay those of one batch.
 
 6-fold: six models, one per test area; the confusion matrices of the six test areas are summed
 (pooled intersections and unions) — not the mean of six mIoUs, which is reported next to it,
@@ -138,7 +139,6 @@ class RoomPrediction:
     num_unscored: int  # points that got their probabilities from the nearest scored point
 
 
-@torch.no_grad()
 def predict_room(
     model: nn.Module,
     xyz: np.ndarray,
@@ -154,88 +154,47 @@ def predict_room(
     device: str | torch.device | None = None,
     seed: int = 0,
     progress: bool = False,
+    tile_size: float | None = 10.0,
+    centering: str = "points",
 ) -> RoomPrediction:
     """Whole-room prediction of one room: sliding blocks → batched inference → vote → kd-tree.
+
+    Runs the streaming loop of :func:`pointseg.engine.predict.predict_cloud` (blocks made lazily
+    tile by tile, the same samples as `room_to_blocks(..., rng=default_rng(seed),
+    cover_all=True)`), so memory does not grow with the room's number of blocks.
 
     Args:
         model: segmentation model, `model(x (B, num_point, 9)) -> logits (B, num_point, C)`;
             put in eval mode here.
-        xyz (n, 3) float, rgb (n, 3) uint8, label (n,) (only passed through to the block maker).
+        xyz (n, 3) float, rgb (n, 3) uint8; label (n,) is not used (kept for callers).
         stride: sliding-window stride in metres (0.5: each point lies in up to 4 blocks).
         seed: seeds the point sampling inside blocks (reproducible predictions).
+        tile_size: tile side in metres of the stream (None: the whole room as one tile).
 
     Returns:
         RoomPrediction with per-point averaged probabilities (n, C) float32.
     """
-    from pointseg.data.blocks import nearest_covered_index, room_to_blocks
+    from pointseg.engine.predict import predict_cloud
 
-    n = int(xyz.shape[0])
+    del label  # the blocks' labels are not needed to predict
+    n = int(np.shape(xyz)[0])
     if n == 0:
         raise DataError("predict_room: the room has no points")
-    if label is None:
-        label = np.zeros(n, dtype=np.uint8)
-    dev = resolve_device(device)
-    model.eval()
-    blocks = room_to_blocks(
-        xyz,
-        rgb,
-        label,
-        block_size=block_size,
-        stride=stride,
-        num_point=num_point,
-        min_points=min_points,
-        rng=np.random.default_rng(seed),
-        cover_all=True,
-    )
-    if len(blocks.data) == 0:
-        # A tiny room where every block is below min_points: score it anyway rather than leave
-        # every point without a prediction.
-        blocks = room_to_blocks(
-            xyz,
-            rgb,
-            label,
-            block_size=block_size,
-            stride=stride,
-            num_point=num_point,
-            min_points=1,
-            rng=np.random.default_rng(seed),
-            cover_all=True,
-        )
-    data, index = blocks.data, blocks.index
-    nb = len(data)
-    prob_sum = torch.zeros((n, num_classes), dtype=torch.float32)  # the only (n, C) array
-    votes = torch.zeros(n, dtype=torch.int32)
-    starts = range(0, nb, batch_size)
-    bar = _tqdm(starts, desc="  blocks", unit="batch", leave=False, disable=not progress)
-    for s in bar:
-        x = torch.as_tensor(np.ascontiguousarray(data[s : s + batch_size]), dtype=torch.float32)
-        logits = model(x.to(dev))  # (b, N, C)
-        if logits.ndim != 3 or logits.shape[:2] != x.shape[:2] or logits.shape[2] != num_classes:
-            raise ConfigError(
-                f"model returned logits of shape {tuple(logits.shape)} for blocks {tuple(x.shape)}; "
-                f"expected (B, N, {num_classes}) — is this a segmentation checkpoint for {num_classes} classes?"
-            )
-        p = torch.softmax(logits.float(), dim=-1).cpu().reshape(-1, num_classes)  # (b*N, C)
-        idx = torch.as_tensor(
-            np.ascontiguousarray(index[s : s + batch_size]), dtype=torch.int64
-        ).reshape(-1)
-        prob_sum.index_add_(0, idx, p)
-        votes.index_add_(0, idx, torch.ones_like(idx, dtype=torch.int32))
-    scored = votes > 0
-    prob_sum[scored] /= votes[scored, None].to(torch.float32)
-    prob = prob_sum.numpy()
-    votes_np = votes.numpy()
-    scored_np = scored.numpy()
-    unscored = np.flatnonzero(~scored_np)
-    if len(unscored):
-        # Points of dropped blocks take their nearest scored point's probabilities (kd-tree).
-        prob = prob[nearest_covered_index(xyz, scored_np)]
+    bar = _tqdm(total=n, desc="  points", unit="pt", leave=False, disable=not progress)
+    try:
+        res = predict_cloud(
+            model, xyz, rgb, num_classes=num_classes, num_point=num_point, block_size=block_size,
+            stride=stride, min_points=min_points, centering=centering, batch_size=batch_size,
+            tile_size=tile_size, device=device, seed=seed, on_points=bar.update,
+        )  # fmt: skip
+    finally:
+        bar.close()
     return RoomPrediction(
-        prob=prob,
-        pred=prob.argmax(axis=1).astype(np.int64),
-        votes=votes_np,
-        num_blocks=nb,
-        num_unscored=int(len(unscored)),
+        prob=res.prob,
+        pred=res.pred.astype(np.int64),
+        votes=res.votes,
+        num_blocks=res.num_blocks,
+        num_unscored=res.num_unscored,
     )
 
 
