@@ -260,14 +260,14 @@ class DeepGCN(nn.Module):
 
     def fusion_input(self, outs: list[torch.Tensor]) -> torch.Tensor:
         """Concatenated per-layer features (B, N, channels · L) fed to the fusion layer."""
-        if self.config.block == "dense" and self.config.dense_fusion == "new":
-            return outs[-1]  # already [h_0, new_1, …, new_{L−1}]
-        return torch.cat(outs, dim=-1)
+        return torch.cat(self.fusion_parts(outs), dim=-1)
 
     def fusion_parts(self, outs: list[torch.Tensor]) -> list[torch.Tensor]:
         """The per-layer tensors whose channel concatenation is `fusion_input` (not built)."""
         if self.config.block == "dense" and self.config.dense_fusion == "new":
             return [outs[-1]]
+        if self.config.fuse_ends:
+            return [outs[0], outs[-1]]
         return list(outs)
 
     def forward_head(self, outs: list[torch.Tensor]) -> torch.Tensor:

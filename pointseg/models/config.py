@@ -19,6 +19,7 @@ TASKS = ("segmentation", "classification")
 CONVS = ("edge", "mr", "sage", "gin")
 BLOCKS = ("res", "plain", "dense", "res+", "rev", "deq")
 DEQ_SOLVERS = ("anderson", "fixed_point")
+FUSION_LAYERS = ("auto", "all", "ends")
 ORDERS = ("conv_act_norm", "conv_norm_act")
 NORMS = ("batch", "layer", "instance", "none")
 ACTS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "none")
@@ -87,6 +88,8 @@ class ModelConfig:
             backward, torch.utils.checkpoint, use_reentrant=False).
         dilation_cycle: > 0: block i uses d = (i − 1) mod cycle + 1 (deep models with few points).
         deq_solver, deq_tol, deq_max_iter: deq: solver, relative residual target, iteration cap.
+        fusion_layers: which layer outputs the fusion takes: "all" (the paper's concatenation),
+            "ends" ([h_0, h_{L−1}]), "auto" ("ends" for rev / deq, "all" otherwise).
     """
 
     task: str = "segmentation"
@@ -122,6 +125,7 @@ class ModelConfig:
     deq_solver: str = "anderson"
     deq_tol: float = 1e-3
     deq_max_iter: int = 30
+    fusion_layers: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.head_channels, list):
@@ -152,9 +156,14 @@ class ModelConfig:
         """Width of the concatenated per-layer features fed to the fusion (1792 for ResGCN-28)."""
         if self.block == "dense" and self.dense_fusion == "all":
             return self.channels * self.num_blocks * (self.num_blocks + 1) // 2
-        if self.block in ("rev", "deq"):
+        if self.fuse_ends:
             return 2 * self.channels  # [h_0, h_{L−1}]
         return self.channels * self.num_blocks
+
+    @property
+    def fuse_ends(self) -> bool:
+        """The fusion takes [h_0, h_{L−1}] only (see `fusion_layers`)."""
+        return self.block in ("rev", "deq") or self.fusion_layers == "ends"
 
     @property
     def min_points(self) -> int:
@@ -200,6 +209,7 @@ class ModelConfig:
             "pooling": POOLINGS,
             "dense_fusion": DENSE_FUSIONS,
             "deq_solver": DEQ_SOLVERS,
+            "fusion_layers": FUSION_LAYERS,
         }
         if self.norm is None:
             self.norm = "none"
@@ -281,6 +291,13 @@ class ModelConfig:
                 f"model config: block=deq has one equilibrium layer after the head conv, so "
                 f"num_blocks must be 2; got {self.num_blocks}"
             )
+        if self.block in ("rev", "deq") and self.fusion_layers == "all":
+            raise ConfigError(
+                f"model config: block={self.block} fuses [h_0, h_L] only (it keeps no other "
+                "layer output); use fusion_layers=auto or ends"
+            )
+        if self.block == "dense" and self.fusion_layers == "ends":
+            raise ConfigError("model config: fusion_layers=ends is not defined for block=dense")
         if self.checkpoint and self.block in ("rev", "deq"):
             raise ConfigError(
                 f"model config: checkpoint applies to res/plain/dense/res+ blocks; block="

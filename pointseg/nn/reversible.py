@@ -27,8 +27,11 @@ Graphs. Each F_i gets a graph A_i:
   are not stored. X'_{i−1} for i ≥ 2 is bit-identical to the forward's, so its graph is too; X'_0
   is rebuilt from reconstructed groups and may differ by float rounding, which can flip a neighbour
   at a near tie. Every forward graph's checksum (`graph_checksum`, one int) is kept and compared
-  with the rebuilt graph: a mismatch warns (or raises with ``on_mismatch="raise"``) naming the
-  layer and group, and is counted in ``graph_mismatches``. ``keep_graphs=True`` stores each graph
+  with the rebuilt graph: mismatches warn once per backward (or raise with
+  ``on_mismatch="raise"``) naming the layers and groups, and are counted in ``graph_mismatches``.
+  Float32 reconstructions are NOT bit-exact below the last layer (each block's output is the next
+  block's reconstructed input), so on thousands of points nearly every float32 graph has a flipped
+  neighbour somewhere (measured in ``benchmarks/memory_depth.py``); float64 makes flips rare. ``keep_graphs=True`` stores each graph
   as int32 instead (N·k·4 bytes per group and layer) and never rebuilds: exact, memory O(L·N·k).
 
 Dropout: one mask per forward (shape of one group, ``(…, C/G)``), shared by every F_i of every
@@ -410,15 +413,30 @@ class RevGCN(nn.Module):
     def _mismatch(self, layer: int, group: int) -> None:
         self.graph_mismatches += 1
         self.last_mismatches.append((layer, group))
-        msg = (
-            f"RevGCN: the kNN graph of layer {layer}, group {group + 1} rebuilt in backward from "
-            "the reconstructed input differs from the forward's (float rounding flipped a "
-            "neighbour at a near tie); this step's gradients use the rebuilt graph. Set "
-            "keep_graphs=True (int32 graphs kept, exact) if this recurs."
-        )
         if self.on_mismatch == "raise":
-            raise GraphMismatchError(msg)
-        warnings.warn(msg, GraphMismatchWarning, stacklevel=2)
+            raise GraphMismatchError(
+                f"RevGCN: the kNN graph of layer {layer}, group {group + 1} rebuilt in backward "
+                "from the reconstructed input differs from the forward's (float rounding flipped "
+                "a neighbour at a near tie). Set keep_graphs=True (int32 graphs kept, exact) or "
+                "on_mismatch='warn' (gradients then use the rebuilt graph)."
+            )
+
+    def _report_mismatches(self) -> None:
+        """One warning per backward naming how many graphs differed, and the first ones."""
+        found = self.last_mismatches
+        if not found:
+            return
+        first = ", ".join(f"layer {lay} group {g + 1}" for lay, g in found[:4])
+        warnings.warn(
+            f"RevGCN: {len(found)} of {self.num_layers * self.groups} kNN graphs rebuilt in "
+            f"backward from the reconstructed inputs differ from the forward's ({first}"
+            f"{', …' if len(found) > 4 else ''}): float rounding of the reconstruction flipped "
+            "neighbours at near ties, so this step's gradients use the rebuilt graphs there. "
+            "keep_graphs=True keeps the int32 graphs instead (exact, N·k·4 bytes per group and "
+            "layer); float64 makes flips rare.",
+            GraphMismatchWarning,
+            stacklevel=3,
+        )
 
     # ------------------------------------------------------------------ forward
     def make_mask(self, x: torch.Tensor) -> torch.Tensor | None:
@@ -492,6 +510,7 @@ class RevGCN(nn.Module):
                     grads[id(p)] = g if prev is None else prev + g
             y = x.detach()
             del xs, ys, out
+        self._report_mismatches()
         return dy, [grads[id(p)] for p in params]
 
 

@@ -62,7 +62,7 @@ def expected_params(c: ModelConfig) -> int:
             total += lin(2 * c_in, c.channels, True) + norm(c_in)
         else:
             total += lin(2 * c_in, c.channels, bias) + norm(c.channels)
-    feats = c.channels * (2 if c.block in ("rev", "deq") else c.num_blocks)
+    feats = c.channels * (2 if c.fuse_ends else c.num_blocks)
     if c.block == "dense" and c.dense_fusion == "all":  # every cumulative output: C·(1 + … + L)
         feats = sum(c.channels * i for i in range(1, c.num_blocks + 1))
     total += lin(feats, c.fusion_channels, fusion_bias) + norm(c.fusion_channels)
