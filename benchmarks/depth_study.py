@@ -10,7 +10,7 @@ plain network still trains through its shallow layers' fusion inputs, hiding the
 fusion 64, one hidden layer of 64. Adam 1e-3, batch 4, the same batches in the same order for
 every model; the training loss is recorded per step.
 
-Writes ``depth_study.png`` (loss curves, one panel per depth) and ``depth_study.md`` (final loss
+Writes ``reports/depth_study.png`` (loss curves, one panel per depth) and ``depth_study.md`` (final loss
 = mean of the last 10 steps, and training accuracy over them), prints the table, and the LAST line
 is one JSON object with the final losses. Times are wall-clock on a shared machine.
 
@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "depth_study"))
+    parser.add_argument("--out", default=str(ROOT / "reports" / "depth_study"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

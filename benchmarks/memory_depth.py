@@ -25,7 +25,7 @@ of allocations, not with live memory (measured: RevGCN-112 "activation" 126 MB w
 
 Targets (issue #9), on activation memory: RevGCN-1001 <= 1.25 × RevGCN-7, ResGCN-112 >= 5 ×
 RevGCN-112. Prints a table, writes ``memory_depth.png`` / ``memory_depth.md`` next to ``--out``,
-and the LAST line is one JSON object with ``rev_1001_over_7``, ``res_over_rev_112`` and the raw
+(default ``reports/memory_depth.*``), and the LAST line is one JSON object with ``rev_1001_over_7``, ``res_over_rev_112`` and the raw
 numbers. Times are wall-clock of that one step (noisy on a shared machine).
 
     python benchmarks/memory_depth.py                 # full table (~6-9 min on 2 cores)
@@ -201,7 +201,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--res-1001", action="store_true", help="also ordinary ResGCN at 1001")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "memory_depth"))
+    parser.add_argument("--out", default=str(ROOT / "reports" / "memory_depth"))
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args)))
