@@ -41,7 +41,9 @@ if str(ROOT) not in sys.path:
 KINDS = {
     "plain": ("PlainGCN", dict(block="plain", dilation=False, stochastic=False)),
     "res": ("ResGCN", dict(block="res", dilation_cycle=4)),
-    "rev": ("RevGCN", dict(block="rev", groups=2, dilation_cycle=4)),
+    # keep_graphs: exact gradients in float32 (rebuilt float32 graphs flip neighbours, see
+    # docs/reversible.md); memory is not what this study measures
+    "rev": ("RevGCN", dict(block="rev", groups=2, dilation_cycle=4, keep_graphs=True)),
 }
 
 

@@ -172,9 +172,12 @@ def plaingcn28_modelnet() -> ModelConfig:
 # ---------------------------------------------------------------------------------------------
 # Very deep models (docs/reversible.md): grouped reversible RevGCN (RevGNN, Li et al., ICML'21),
 # weight-tied RevGCN, DEQ-GCN, checkpointed ResGCN. Beyond 28 layers the dilation cycles through
-# 1..27 (ResGCN-28's schedule, k·d <= 432 <= 4096 points).
+# 1..27 (ResGCN-28's schedule, k·d <= 432 <= 4096 points). The RevGCN presets keep their dynamic
+# graphs (int16, N·k·2 bytes per group and layer): float32 graphs rebuilt from reconstructed inputs
+# flip neighbours at near ties, and a flipped graph corrupts the reconstruction below it
+# (docs/reversible.md). `--set model.keep_graphs=false` gives the depth-independent memory.
 
-_REV = dict(block="rev", groups=2)
+_REV = dict(block="rev", groups=2, keep_graphs=True)
 
 
 def _register_deep(name: str, doc: str, **kw: Any) -> None:

@@ -24,15 +24,16 @@ Graphs. Each F_i gets a graph A_i:
   first (X'_{i−1} is an output for i ≥ 2, and X'_0 is summed from the X_i just recovered).
   The stochastic-dilation choices (the ranks of `pointseg.graph.select_ranks`, k int64 per graph)
   are drawn once per forward and replayed with `pointseg.graph.knn_ranks`; the graphs themselves
-  are not stored. X'_{i−1} for i ≥ 2 is bit-identical to the forward's, so its graph is too; X'_0
-  is rebuilt from reconstructed groups and may differ by float rounding, which can flip a neighbour
-  at a near tie. Every forward graph's checksum (`graph_checksum`, one int) is kept and compared
+  are not stored. Every forward graph's checksum (`graph_checksum`, one int) is kept and compared
   with the rebuilt graph: mismatches warn once per backward (or raise with
   ``on_mismatch="raise"``) naming the layers and groups, and are counted in ``graph_mismatches``.
-  Float32 reconstructions are NOT bit-exact below the last layer (each block's output is the next
-  block's reconstructed input), so on thousands of points nearly every float32 graph has a flipped
-  neighbour somewhere (measured in ``benchmarks/memory_depth.py``); float64 makes flips rare. ``keep_graphs=True`` stores each graph
-  as int32 instead (N·k·4 bytes per group and layer) and never rebuilds: exact, memory O(L·N·k).
+  Only the last block's inputs are bit-exact: every other block's output is the next block's
+  reconstructed input, so in float32 a neighbour at a near tie flips, the inverse below it then
+  uses a different graph than the forward did, and the error compounds (measured at 28 layers,
+  1024 points: 51 of 54 float32 graphs and 77% of their neighbour slots differ; float64: none).
+  ``keep_graphs=True`` (the presets' choice) stores each graph as int16 (int32 beyond 32767
+  points; N·k·2 bytes per group and layer) and never rebuilds: exact, memory O(L·N·k) — still far
+  below ResGCN's per-layer activations. Static and sparse graphs are never rebuilt: always exact.
 
 Dropout: one mask per forward (shape of one group, ``(…, C/G)``), shared by every F_i of every
 layer and passed in as an input, so forward, inverse and recompute agree (RevGNN's SharedDropout).
@@ -397,8 +398,9 @@ class RevGCN(nn.Module):
                 return replay.graphs[layer][i].long()
             idx = self.build_graph(h, replay.ranks[layer][i])
             if phase == "forward":
-                if replay.keep:
-                    replay.graphs[layer][i] = idx.to(torch.int32)
+                if replay.keep:  # int16 while indices fit (N <= 32767), else int32
+                    small = h.shape[-2] <= torch.iinfo(torch.int16).max
+                    replay.graphs[layer][i] = idx.to(torch.int16 if small else torch.int32)
                 else:
                     replay.checksums[layer][i] = graph_checksum(idx)
             elif phase == "backward":
@@ -417,7 +419,7 @@ class RevGCN(nn.Module):
             raise GraphMismatchError(
                 f"RevGCN: the kNN graph of layer {layer}, group {group + 1} rebuilt in backward "
                 "from the reconstructed input differs from the forward's (float rounding flipped "
-                "a neighbour at a near tie). Set keep_graphs=True (int32 graphs kept, exact) or "
+                "a neighbour at a near tie). Set keep_graphs=True (graphs kept, exact) or "
                 "on_mismatch='warn' (gradients then use the rebuilt graph)."
             )
 
@@ -431,9 +433,9 @@ class RevGCN(nn.Module):
             f"RevGCN: {len(found)} of {self.num_layers * self.groups} kNN graphs rebuilt in "
             f"backward from the reconstructed inputs differ from the forward's ({first}"
             f"{', …' if len(found) > 4 else ''}): float rounding of the reconstruction flipped "
-            "neighbours at near ties, so this step's gradients use the rebuilt graphs there. "
-            "keep_graphs=True keeps the int32 graphs instead (exact, N·k·4 bytes per group and "
-            "layer); float64 makes flips rare.",
+            "neighbours at near ties, and the inverse and gradients below them used the rebuilt "
+            "graphs, so errors compound with depth. keep_graphs=True keeps the graphs instead "
+            "(exact; int16 indices, N·k·2 bytes per group and layer); float64 makes flips rare.",
             GraphMismatchWarning,
             stacklevel=3,
         )
