@@ -53,3 +53,14 @@ def test_tiny_deep_preset_trains_through_the_cli_and_resumes_exactly(model, tmp_
     # the checkpoint rebuilds the model from its stored config, no flags
     ck = load_checkpoint(tmp_path / "runs" / "straight" / "best.pt")
     assert ck["model_config"]["block"] == ("rev" if model.startswith("rev") else "deq")
+
+
+def test_shipped_revgcn_config_resolves_to_the_preset():
+    from pointseg.engine import train as T
+    from pointseg.models import get_config
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = T.resolve_config("s3dis", config_file=root / "configs" / "s3dis_revgcn112.yaml")
+    model = get_config(cfg.model, **cfg.model_args)
+    assert (model.block, model.num_blocks, model.keep_graphs) == ("rev", 112, True)
+    assert (cfg.optimizer, cfg.lr, cfg.batch_size) == ("adam", 1e-3, 16)
