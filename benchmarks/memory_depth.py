@@ -51,9 +51,16 @@ if str(ROOT) not in sys.path:
 MODELS = {
     "res": ("ResGCN", dict(block="res")),
     "res_ckpt": ("ResGCN + checkpointing", dict(block="res", checkpoint=True)),
-    "rev": ("RevGCN", dict(block="rev", groups=2)),
-    "rev_wt": ("RevGCN weight-tied", dict(block="rev", groups=2, weight_tied=True)),
-    "rev_keep": ("RevGCN keep_graphs", dict(block="rev", groups=2, keep_graphs=True)),
+    # keep_graphs=False: the depth-independent mode (graphs rebuilt in backward)
+    "rev": ("RevGCN (keep_graphs=false)", dict(block="rev", groups=2, keep_graphs=False)),
+    "rev_wt": (
+        "RevGCN weight-tied",
+        dict(block="rev", groups=2, weight_tied=True, keep_graphs=False),
+    ),
+    "rev_keep": (
+        "RevGCN (keep_graphs=true, default)",
+        dict(block="rev", groups=2, keep_graphs=True),
+    ),
 }
 DEPTHS = (7, 28, 112, 448, 1001)
 # Ordinary ResGCN at 1001 layers only restates the linear trend of 7..448 at several minutes a

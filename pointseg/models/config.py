@@ -83,7 +83,10 @@ class ModelConfig:
         groups: rev: channel groups G >= 2 (channels % groups == 0); every group has its own conv.
         weight_tied: rev: one block's weights shared by every layer (parameters independent of L).
         block_dropout: rev: shared dropout mask inside the blocks (one per forward, all layers).
-        keep_graphs: rev: keep every dynamic graph as int32 instead of rebuilding it in backward.
+        keep_graphs: rev (ignored otherwise): keep every dynamic kNN graph (int16) instead of
+            rebuilding it in backward from the reconstructed input. True (default): gradients as
+            the ordinary computation's; False: activation memory independent of depth, but float32
+            rebuilds flip neighbours and corrupt the reconstruction (docs/reversible.md).
         checkpoint: res / plain / dense / res+: gradient checkpointing per block (recompute in
             backward, torch.utils.checkpoint, use_reentrant=False).
         dilation_cycle: > 0: block i uses d = (i − 1) mod cycle + 1 (deep models with few points).
@@ -119,7 +122,7 @@ class ModelConfig:
     groups: int = 2
     weight_tied: bool = False
     block_dropout: float = 0.0
-    keep_graphs: bool = False
+    keep_graphs: bool = True
     checkpoint: bool = False
     dilation_cycle: int = 0
     deq_solver: str = "anderson"
@@ -303,9 +306,5 @@ class ModelConfig:
                 f"model config: checkpoint applies to res/plain/dense/res+ blocks; block="
                 f"{self.block} already recomputes in backward"
             )
-        if self.block != "rev":
-            for name in ("weight_tied", "keep_graphs"):
-                if getattr(self, name):
-                    raise ConfigError(
-                        f"model config: {name} needs block=rev, got block={self.block}"
-                    )
+        if self.block != "rev" and self.weight_tied:
+            raise ConfigError(f"model config: weight_tied needs block=rev, got block={self.block}")

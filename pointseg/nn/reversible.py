@@ -31,7 +31,7 @@ Graphs. Each F_i gets a graph A_i:
   reconstructed input, so in float32 a neighbour at a near tie flips, the inverse below it then
   uses a different graph than the forward did, and the error compounds (measured at 28 layers,
   1024 points: 51 of 54 float32 graphs and 77% of their neighbour slots differ; float64: none).
-  ``keep_graphs=True`` (the presets' choice) stores each graph as int16 (int32 beyond 32767
+  ``keep_graphs=True`` (the default) stores each graph as int16 (int32 beyond 32767
   points; N·k·2 bytes per group and layer) and never rebuilds: exact, memory O(L·N·k) — still far
   below ResGCN's per-layer activations. Static and sparse graphs are never rebuilt: always exact.
 
@@ -269,7 +269,8 @@ class RevGCN(nn.Module):
             (dense idx or sparse edge_index) is used by every F_i.
         stochastic, epsilon: stochastic dilation (training only) of the dynamic graphs.
         dropout: probability of the shared dropout mask (one per forward, training only).
-        keep_graphs: store each dynamic graph (int32) instead of rebuilding it in backward.
+        keep_graphs: store each dynamic graph (int16 / int32) instead of rebuilding it in
+            backward (float32 rebuilds flip neighbours at near ties: see the module docstring).
         on_mismatch: "warn" or "raise" when a rebuilt graph differs from the forward's.
         memory_efficient: False runs the same computation with ordinary autograd (keeps every
             activation; the reference the reversible gradients are tested against).
@@ -288,7 +289,7 @@ class RevGCN(nn.Module):
         stochastic: bool = False,
         epsilon: float = 0.2,
         dropout: float = 0.0,
-        keep_graphs: bool = False,
+        keep_graphs: bool = True,
         on_mismatch: str = "warn",
         memory_efficient: bool = True,
     ) -> None:
