@@ -12,17 +12,29 @@ dilation); DenseGCN: h_i = [h_{i−1}, conv(h_{i−1})], block i takes 64·i cha
 (the fusion input is then the 64·L channels of the last block, i.e. the same concatenation of
 every layer's new features; with `dense_fusion="all"` every block's full output is concatenated,
 64·L(L+1)/2 channels, as the original ModelNet code does); Res+: pre-activation blocks of DeeperGCN.
+
+Very deep variants (docs/reversible.md): RevGCN (``block="rev"``) runs the L − 1 blocks as one
+`pointseg.nn.RevGCN` of grouped reversible blocks, each group with its own conv on the dilated kNN
+graph of its own input; DEQ-GCN (``block="deq"``) replaces them by one equilibrium layer whose kNN
+graph is built once from h_0. Both fuse [h_0, h_{L−1}] (keeping every layer's output would bring
+back the O(L) memory). ``checkpoint=True`` recomputes each ordinary block in backward.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from pointseg.graph import DilatedKnnGraph
+from pointseg.graph import DilatedKnnGraph, dilated_knn
 from pointseg.models.config import ModelConfig
 from pointseg.models.heads import ClassificationHead, SegmentationHead
 from pointseg.nn import create_block, create_conv
+from pointseg.nn.deq import DEQ, DEQCell
+from pointseg.nn.reversible import GroupRevBlock, RevGCN, RevGraphFn, frozen_buffers
 
 __all__ = ["DeepGCN"]
 
@@ -49,8 +61,17 @@ class DeepGCN(nn.Module):
         # The head graph is the plain kNN of xyz (d = 1: stochastic dilation would be a no-op).
         self.stem_graph = DilatedKnnGraph(c.k, 1)
 
+        self.rev: RevGCN | None = None
+        self.deq: DEQ | None = None
         blocks = []
-        for i in range(1, c.num_blocks):
+        if c.block == "rev":
+            self.rev = self._build_rev(conv_kw)
+        elif c.block == "deq":
+            conv = create_conv(c.conv, c.channels, c.channels, bias=True, order=c.order,
+                               norm=None, act=None)  # fmt: skip
+            cell = DEQCell(conv, act=c.act)
+            self.deq = DEQ(cell, solver=c.deq_solver, tol=c.deq_tol, max_iter=c.deq_max_iter)
+        for i in range(1, c.num_blocks if c.block not in ("rev", "deq") else 1):
             d = c.block_dilation(i)
             graph = None
             if c.dynamic:
@@ -88,6 +109,32 @@ class DeepGCN(nn.Module):
         if not next(self.parameters()).is_meta:  # meta-device builds (parameter counts): no data
             self.init_weights()
 
+    def _build_rev(self, conv_kw: dict) -> RevGCN:
+        c = self.config
+        width = c.channels // c.groups
+
+        def block() -> GroupRevBlock:
+            # one conv per group, each built (and so initialised) separately
+            return GroupRevBlock(
+                [
+                    RevGraphFn(create_conv(c.conv, width, width, bias=c.bias, **conv_kw))
+                    for _ in range(c.groups)
+                ]
+            )
+
+        layers = c.num_blocks - 1
+        blocks = [block()] * layers if c.weight_tied else [block() for _ in range(layers)]
+        dilations = [c.block_dilation(i) for i in range(1, c.num_blocks)] if c.dynamic else None
+        return RevGCN(
+            blocks,
+            k=c.k if c.dynamic else None,
+            dilations=dilations,
+            stochastic=c.stochastic,
+            epsilon=c.epsilon,
+            dropout=c.block_dropout,
+            keep_graphs=c.keep_graphs,
+        )
+
     # ------------------------------------------------------------------ setup
     def init_weights(self) -> None:
         """Original initialisation: Kaiming-normal Linear weights, zero biases, BN γ = 1, β = 0."""
@@ -99,6 +146,8 @@ class DeepGCN(nn.Module):
             elif isinstance(m, nn.modules.batchnorm._NormBase) and m.affine:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if self.deq is not None:
+            self.deq.cell.rescale()  # start contractive (see DEQCell)
 
     def num_parameters(self, trainable_only: bool = True) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
@@ -106,7 +155,7 @@ class DeepGCN(nn.Module):
     @property
     def num_layers(self) -> int:
         """Graph layers including the head conv (= config.num_blocks)."""
-        return 1 + len(self.blocks)
+        return self.config.num_blocks
 
     # ------------------------------------------------------------------ forward pieces
     def check_input(self, x: torch.Tensor) -> None:
@@ -142,6 +191,11 @@ class DeepGCN(nn.Module):
             if idx is None:
                 idx = self.stem_graph(h[..., :3].detach())
             return self.stem(h, idx), idx
+        if self.rev is not None or self.deq is not None:
+            raise ValueError(
+                f"DeepGCN: block={self.config.block} runs its blocks as one stack; "
+                "forward_layer works for layer 0 only"
+            )
         return self.blocks[i - 1](h, idx)
 
     def forward_features(
@@ -162,26 +216,58 @@ class DeepGCN(nn.Module):
             )
         given = graphs or [None] * self.num_layers
         h, idx0 = self.forward_layer(0, x, given[0])  # (B, N, C), (B, N, k)
+        if self.rev is not None or self.deq is not None:
+            if any(g is not None for g in given[1:]):
+                raise ValueError(
+                    f"DeepGCN: block={self.config.block} builds its own graphs; only graphs[0] "
+                    "(the head conv's) can be given"
+                )
+            return self._forward_deep(x, h, idx0, return_graphs)
         outs, used = [h], [idx0]
+        ckpt = self.config.checkpoint and torch.is_grad_enabled()
         for i in range(1, self.num_layers):
             idx = given[i]
             if idx is None and not self.config.dynamic:
                 idx = idx0  # static model: every block reuses the xyz graph
-            h, idx = self.forward_layer(i, h, idx)
+            if ckpt:
+                # keeps only the block input; the recompute (graph included) must not touch the
+                # BatchNorm running statistics a second time
+                context = functools.partial(_recompute_context, self.blocks[i - 1])
+                h, idx = checkpoint(
+                    self.forward_layer, i, h, idx, use_reentrant=False, context_fn=context
+                )
+            else:
+                h, idx = self.forward_layer(i, h, idx)
             outs.append(h)
             used.append(idx)
         return (outs, used) if return_graphs else outs
 
+    def _forward_deep(self, x, h0, idx0, return_graphs: bool):
+        """RevGCN / DEQ-GCN: [h_0, h_{L−1}] and, with `return_graphs`, [idx_0, graphs]."""
+        c = self.config
+        if self.rev is not None:
+            graph = None if c.dynamic else idx0
+            if return_graphs:
+                h, graphs = self.rev(h0, graph, return_graphs=True)  # graphs[layer][group]
+            else:
+                h, graphs = self.rev(h0, graph), None
+        else:
+            # the graph is fixed from the input features for the whole solve
+            graphs = dilated_knn(h0.detach(), c.k, 1) if c.dynamic else idx0
+            h = self.deq(h0, graphs)
+        outs = [h0, h]
+        return (outs, [idx0, graphs]) if return_graphs else outs
+
     def fusion_input(self, outs: list[torch.Tensor]) -> torch.Tensor:
         """Concatenated per-layer features (B, N, channels · L) fed to the fusion layer."""
-        if self.config.block == "dense" and self.config.dense_fusion == "new":
-            return outs[-1]  # already [h_0, new_1, …, new_{L−1}]
-        return torch.cat(outs, dim=-1)
+        return torch.cat(self.fusion_parts(outs), dim=-1)
 
     def fusion_parts(self, outs: list[torch.Tensor]) -> list[torch.Tensor]:
         """The per-layer tensors whose channel concatenation is `fusion_input` (not built)."""
         if self.config.block == "dense" and self.config.dense_fusion == "new":
             return [outs[-1]]
+        if self.config.fuse_ends:
+            return [outs[0], outs[-1]]
         return list(outs)
 
     def forward_head(self, outs: list[torch.Tensor]) -> torch.Tensor:
@@ -200,3 +286,8 @@ class DeepGCN(nn.Module):
             f"task={c.task}, layers={c.num_blocks}, channels={c.channels}, conv={c.conv}, "
             f"block={c.block}, k={c.k}, order={c.order}"
         )
+
+
+def _recompute_context(block: nn.Module):
+    """torch.utils.checkpoint context_fn: nothing in forward; frozen buffers in the recompute."""
+    return contextlib.nullcontext(), frozen_buffers(block)

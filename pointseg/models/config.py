@@ -17,7 +17,9 @@ from pointseg.errors import ConfigError
 
 TASKS = ("segmentation", "classification")
 CONVS = ("edge", "mr", "sage", "gin")
-BLOCKS = ("res", "plain", "dense", "res+")
+BLOCKS = ("res", "plain", "dense", "res+", "rev", "deq")
+DEQ_SOLVERS = ("anderson", "fixed_point")
+FUSION_LAYERS = ("auto", "all", "ends")
 ORDERS = ("conv_act_norm", "conv_norm_act")
 NORMS = ("batch", "layer", "instance", "none")
 ACTS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "none")
@@ -34,6 +36,7 @@ __all__ = [
     "ACTS",
     "POOLINGS",
     "DENSE_FUSIONS",
+    "DEQ_SOLVERS",
 ]
 
 
@@ -71,6 +74,25 @@ class ModelConfig:
         dense_fusion: DenseGCN only. "new": the fusion takes every layer's new 64 channels once
             (= the last block's output, 64·L); "all": it concatenates every block's full output
             (64·L(L+1)/2 = 25,984 for L = 28), as the original ModelNet code does.
+
+    Very deep models (docs/reversible.md). ``block="rev"``: the L − 1 blocks are grouped
+    reversible residual blocks (RevGNN) run as one `pointseg.nn.RevGCN` (activation memory
+    independent of depth); the fusion takes [h_0, h_{L−1}] (2·channels), since keeping every
+    layer's output would bring back the O(L) memory. ``block="deq"``: one DEQ layer after the
+    head conv (num_blocks = 2), fused the same way.
+        groups: rev: channel groups G >= 2 (channels % groups == 0); every group has its own conv.
+        weight_tied: rev: one block's weights shared by every layer (parameters independent of L).
+        block_dropout: rev: shared dropout mask inside the blocks (one per forward, all layers).
+        keep_graphs: rev (ignored otherwise): keep every dynamic kNN graph (int16) instead of
+            rebuilding it in backward from the reconstructed input. True (default): gradients as
+            the ordinary computation's; False: activation memory independent of depth, but float32
+            rebuilds flip neighbours and corrupt the reconstruction (docs/reversible.md).
+        checkpoint: res / plain / dense / res+: gradient checkpointing per block (recompute in
+            backward, torch.utils.checkpoint, use_reentrant=False).
+        dilation_cycle: > 0: block i uses d = (i − 1) mod cycle + 1 (deep models with few points).
+        deq_solver, deq_tol, deq_max_iter: deq: solver, relative residual target, iteration cap.
+        fusion_layers: which layer outputs the fusion takes: "all" (the paper's concatenation),
+            "ends" ([h_0, h_{L−1}]), "auto" ("ends" for rev / deq, "all" otherwise).
     """
 
     task: str = "segmentation"
@@ -97,6 +119,16 @@ class ModelConfig:
     stem_bias: bool | None = None
     fusion_bias: bool | None = None
     dense_fusion: str = "new"
+    groups: int = 2
+    weight_tied: bool = False
+    block_dropout: float = 0.0
+    keep_graphs: bool = True
+    checkpoint: bool = False
+    dilation_cycle: int = 0
+    deq_solver: str = "anderson"
+    deq_tol: float = 1e-3
+    deq_max_iter: int = 30
+    fusion_layers: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.head_channels, list):
@@ -106,19 +138,35 @@ class ModelConfig:
     # ------------------------------------------------------------------ derived quantities
     def block_dilation(self, i: int) -> int:
         """Dilation of block i (1-based; the head conv, i = 0, always uses d = 1)."""
-        if i < 1 or not self.dilation or self.block == "plain":
+        if i < 1 or not self.dilation or self.block in ("plain", "deq"):
             return 1
+        if self.dilation_cycle:
+            return (i - 1) % self.dilation_cycle + 1
         return i
 
     def max_dilation(self) -> int:
-        return self.block_dilation(self.num_blocks - 1) if self.num_blocks > 1 else 1
+        if self.num_blocks <= 1:
+            return 1
+        if self.dilation_cycle:
+            return max(
+                self.block_dilation(i)
+                for i in range(1, min(self.num_blocks, self.dilation_cycle + 1))
+            )
+        return self.block_dilation(self.num_blocks - 1)
 
     @property
     def feature_channels(self) -> int:
         """Width of the concatenated per-layer features fed to the fusion (1792 for ResGCN-28)."""
         if self.block == "dense" and self.dense_fusion == "all":
             return self.channels * self.num_blocks * (self.num_blocks + 1) // 2
+        if self.fuse_ends:
+            return 2 * self.channels  # [h_0, h_{L−1}]
         return self.channels * self.num_blocks
+
+    @property
+    def fuse_ends(self) -> bool:
+        """The fusion takes [h_0, h_{L−1}] only (see `fusion_layers`)."""
+        return self.block in ("rev", "deq") or self.fusion_layers == "ends"
 
     @property
     def min_points(self) -> int:
@@ -163,6 +211,8 @@ class ModelConfig:
             "act": ACTS,
             "pooling": POOLINGS,
             "dense_fusion": DENSE_FUSIONS,
+            "deq_solver": DEQ_SOLVERS,
+            "fusion_layers": FUSION_LAYERS,
         }
         if self.norm is None:
             self.norm = "none"
@@ -193,7 +243,8 @@ class ModelConfig:
                 f"model config: in_channels must be >= 3 (the head graph uses xyz), "
                 f"got {self.in_channels}"
             )
-        for name in ("bias", "dilation", "stochastic", "dynamic"):
+        for name in ("bias", "dilation", "stochastic", "dynamic", "weight_tied", "keep_graphs",
+                     "checkpoint"):  # fmt: skip
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(
                     f"model config: {name} must be true or false, got {getattr(self, name)!r}"
@@ -204,7 +255,8 @@ class ModelConfig:
                 raise ConfigError(
                     f"model config: {name} must be true, false or null, got {value!r}"
                 )
-        for name, hi in (("epsilon", 1.0), ("dropout", 1.0)):
+        self._validate_deep()
+        for name, hi in (("epsilon", 1.0), ("dropout", 1.0), ("block_dropout", 1.0)):
             value = getattr(self, name)
             if (
                 isinstance(value, bool)
@@ -212,8 +264,8 @@ class ModelConfig:
                 or not 0 <= value <= hi
             ):
                 raise ConfigError(f"model config: {name} must be a number in [0, 1], got {value!r}")
-            if name == "dropout" and value >= 1:
-                raise ConfigError(f"model config: dropout must be < 1, got {value!r}")
+            if name in ("dropout", "block_dropout") and value >= 1:
+                raise ConfigError(f"model config: {name} must be < 1, got {value!r}")
         hc = self.head_channels
         if not isinstance(hc, tuple) or not all(
             isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in hc
@@ -222,3 +274,37 @@ class ModelConfig:
                 f"model config: head_channels must be a list of ints >= 1 (e.g. [512, 256]), "
                 f"got {hc!r}"
             )
+
+    def _validate_deep(self) -> None:
+        """Fields of the very deep variants (rev / deq / checkpoint)."""
+        for name, low in (("groups", 2), ("dilation_cycle", 0), ("deq_max_iter", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"model config: {name} must be an int >= {low}, got {value!r}")
+        tol = self.deq_tol
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
+            raise ConfigError(f"model config: deq_tol must be a number > 0, got {tol!r}")
+        if self.block == "rev" and self.channels % self.groups:
+            raise ConfigError(
+                f"model config: block=rev splits channels={self.channels} into groups="
+                f"{self.groups} equal groups; choose channels divisible by groups"
+            )
+        if self.block == "deq" and self.num_blocks != 2:
+            raise ConfigError(
+                f"model config: block=deq has one equilibrium layer after the head conv, so "
+                f"num_blocks must be 2; got {self.num_blocks}"
+            )
+        if self.block in ("rev", "deq") and self.fusion_layers == "all":
+            raise ConfigError(
+                f"model config: block={self.block} fuses [h_0, h_L] only (it keeps no other "
+                "layer output); use fusion_layers=auto or ends"
+            )
+        if self.block == "dense" and self.fusion_layers == "ends":
+            raise ConfigError("model config: fusion_layers=ends is not defined for block=dense")
+        if self.checkpoint and self.block in ("rev", "deq"):
+            raise ConfigError(
+                f"model config: checkpoint applies to res/plain/dense/res+ blocks; block="
+                f"{self.block} already recomputes in backward"
+            )
+        if self.block != "rev" and self.weight_tied:
+            raise ConfigError(f"model config: weight_tied needs block=rev, got block={self.block}")

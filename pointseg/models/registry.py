@@ -170,6 +170,71 @@ def plaingcn28_modelnet() -> ModelConfig:
 
 
 # ---------------------------------------------------------------------------------------------
+# Very deep models (docs/reversible.md): grouped reversible RevGCN (RevGNN, Li et al., ICML'21),
+# weight-tied RevGCN, DEQ-GCN, checkpointed ResGCN. Beyond 28 layers the dilation cycles through
+# 1..27 (ResGCN-28's schedule, k·d <= 432 <= 4096 points). The RevGCN presets keep their dynamic
+# graphs (int16, N·k·2 bytes per group and layer): float32 graphs rebuilt from reconstructed inputs
+# flip neighbours at near ties, and a flipped graph corrupts the reconstruction below it
+# (docs/reversible.md). `--set model.keep_graphs=false` gives the depth-independent memory.
+
+_REV = dict(block="rev", groups=2, keep_graphs=True)
+
+
+def _register_deep(name: str, doc: str, **kw: Any) -> None:
+    def preset() -> ModelConfig:
+        return ModelConfig(**kw)
+
+    preset.__name__ = name
+    preset.__doc__ = doc
+    register_model(preset)
+
+
+_register_deep("revgcn28", "RevGCN-28, S3DIS: 2-group reversible EdgeConv blocks, d=i.", **_REV)
+for _depth in (112, 448, 1001):
+    _register_deep(
+        f"revgcn{_depth}",
+        f"RevGCN-{_depth}, S3DIS: reversible, memory independent of depth, d cycles 1..27.",
+        num_blocks=_depth,
+        dilation_cycle=27,
+        **_REV,
+    )
+_register_deep(
+    "revgcn112_wt",
+    "Weight-tied RevGCN-112, S3DIS: one block's weights shared by all 111 layers.",
+    num_blocks=112,
+    dilation_cycle=27,
+    weight_tied=True,
+    **_REV,
+)
+_register_deep(
+    "deqgcn",
+    "DEQ-GCN, S3DIS: head conv + one equilibrium EdgeConv layer (Anderson, graph of h_0).",
+    block="deq",
+    num_blocks=2,
+)
+_register_deep(
+    "resgcn112_ckpt",
+    "ResGCN-112 with gradient checkpointing (each block recomputed in backward).",
+    num_blocks=112,
+    checkpoint=True,
+)
+_register_deep(
+    "revgcn28_modelnet",
+    "RevGCN-28, ModelNet40: reversible blocks in the ResGCN-28 ModelNet layout.",
+    **_MODELNET,
+    **_REV,
+)
+_register_deep(
+    "revgcn112_modelnet",
+    "RevGCN-112, ModelNet40: reversible, d cycles 1..27.",
+    num_blocks=112,
+    dilation_cycle=27,
+    **_MODELNET,
+    **_REV,
+)
+
+
+# ---------------------------------------------------------------------------------------------
 # Tiny presets: every conv / block / order / task in a model small enough to test in milliseconds
 # (16 channels, 4 graph layers, k = 4; needs >= k·3 = 12 points).
 
@@ -206,3 +271,9 @@ _register_tiny(
     "Tiny ResGCN-4 classifier (ModelNet layout).",
     **{**_MODELNET, "k": 4},
 )
+_register_tiny("revgcn4_tiny", "Tiny RevGCN-4 (2 groups, shared block dropout).", block="rev",
+               block_dropout=0.1)  # fmt: skip
+_register_tiny("revgcn4_tiny_wt", "Tiny weight-tied RevGCN-4.", block="rev", weight_tied=True)
+_register_tiny("deqgcn_tiny", "Tiny DEQ-GCN (head conv + equilibrium layer).", block="deq",
+               num_blocks=2)  # fmt: skip
+_register_tiny("resgcn4_tiny_ckpt", "Tiny ResGCN-4 with gradient checkpointing.", checkpoint=True)

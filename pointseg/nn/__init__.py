@@ -9,18 +9,23 @@ from pointseg.nn.blocks import (
     create_block,
 )
 from pointseg.nn.conv import CONV_REGISTRY, create_conv
+from pointseg.nn.deq import DEQ, DEQCell
 from pointseg.nn.edge_conv import EdgeConv, edge_conv_reference, gather_neighbors, neighbor_max
 from pointseg.nn.gin_conv import GINConv
 from pointseg.nn.mlp import Lin, PointBatchNorm, PointMLP, create_act, create_norm
 from pointseg.nn.mr_conv import MRConv
+from pointseg.nn.reversible import GroupRevBlock, RevGCN, RevGraphFn
 from pointseg.nn.sage_conv import SAGEConv
 
 __all__ = [
     "BLOCK_REGISTRY",
     "CONV_REGISTRY",
+    "DEQ",
+    "DEQCell",
     "DenseBlock",
     "EdgeConv",
     "GINConv",
+    "GroupRevBlock",
     "Lin",
     "MRConv",
     "PlainBlock",
@@ -28,6 +33,8 @@ __all__ = [
     "PointMLP",
     "ResBlock",
     "ResPlusBlock",
+    "RevGCN",
+    "RevGraphFn",
     "SAGEConv",
     "create_act",
     "create_block",

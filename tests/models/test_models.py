@@ -50,13 +50,19 @@ def expected_params(c: ModelConfig) -> int:
     stem_bias = (c.bias if c.stem_bias is None else c.stem_bias) or c.norm == "none"
     fusion_bias = (c.bias if c.fusion_bias is None else c.fusion_bias) or c.norm == "none"
     total = lin(2 * c.in_channels, c.channels, stem_bias) + norm(c.channels)
-    for i in range(1, c.num_blocks):
+    if c.block == "rev":  # G convs of C/G channels per block; one block when weight-tied
+        w = c.channels // c.groups
+        blocks = 1 if c.weight_tied else c.num_blocks - 1
+        total += blocks * c.groups * (lin(2 * w, w, bias) + norm(w))
+    elif c.block == "deq":  # one bare conv (bias forced, no norm)
+        total += lin(2 * c.channels, c.channels, True)
+    for i in range(1, c.num_blocks if c.block not in ("rev", "deq") else 1):
         c_in = c.channels * i if c.block == "dense" else c.channels
         if c.block == "res+":  # bare conv (bias forced) + the block's pre-norm
             total += lin(2 * c_in, c.channels, True) + norm(c_in)
         else:
             total += lin(2 * c_in, c.channels, bias) + norm(c.channels)
-    feats = c.channels * c.num_blocks
+    feats = c.channels * (2 if c.fuse_ends else c.num_blocks)
     if c.block == "dense" and c.dense_fusion == "all":  # every cumulative output: C·(1 + … + L)
         feats = sum(c.channels * i for i in range(1, c.num_blocks + 1))
     total += lin(feats, c.fusion_channels, fusion_bias) + norm(c.fusion_channels)
@@ -171,9 +177,14 @@ def test_eval_forward_is_deterministic_and_reuses_its_graphs(name):
         a = model.forward_head(outs)
         b = model(x)
         # forcing the very graphs the model built gives the same features and logits
-        outs2 = model.forward_features(x, graphs=graphs)
+        deep = model.config.block in ("rev", "deq")
+        given = [graphs[0]] + [None] * (model.num_layers - 1) if deep else graphs
+        outs2 = model.forward_features(x, graphs=given)
     assert torch.equal(a, b)
     assert all(torch.equal(u, v) for u, v in zip(outs, outs2, strict=True))
+    if model.config.block in ("rev", "deq"):  # [h_0, h_{L-1}]; graphs [idx_0, stack graphs]
+        assert len(outs) == 2 and graphs[0].shape == (2, 32, model.config.k)
+        return
     assert len(graphs) == model.config.num_blocks
     assert all(g.shape == (2, 32, model.config.k) and g.dtype == torch.long for g in graphs)
 
