@@ -156,11 +156,11 @@ class PlanetoidTask(NodeTask):
         self.description = f"{NAMES[name]} citation graph, public split, node accuracy"
         self.defaults = {
             "model": "resgen_planetoid",
-            "epochs": 100,
+            "epochs": 60,
             "batch_size": 1,
             "optimizer": "adam",
             "lr": 0.01,
-            "weight_decay": 5e-4,
+            "weight_decay": 1e-3,
             "scheduler": "none",
             "val_fraction": 0.0,
         }
@@ -190,12 +190,13 @@ class PlanetoidTask(NodeTask):
 
 register_graph_model(
     "resgen_planetoid",
-    "res+ GENConv (softmax, learnable β), 3 layers, 64 ch, LayerNorm: citation-graph default",
+    "res+ GENConv (softmax, learnable β, MsgNorm), 3 layers, 64 ch, LayerNorm: citation default",
     channels=64,
     num_layers=3,
     norm="layer",
-    dropout=0.5,
-    input_dropout=0.5,
+    dropout=0.6,
+    input_dropout=0.6,
+    msg_norm=True,
 )
 
 for _name in NAMES:
