@@ -88,9 +88,7 @@ def save_checkpoint(
     UTC creation time). `extra` keys are stored at the top level and must not collide with the
     reserved ones.
     """
-    config = (
-        model_config if hasattr(model_config, "to_dict") else config_from_dict(model_config)
-    )
+    config = model_config if hasattr(model_config, "to_dict") else config_from_dict(model_config)
     clash = sorted(set(extra) & set(REQUIRED_KEYS))
     if clash:
         raise ValueError(f"save_checkpoint: extra keys {clash} are reserved by the format")

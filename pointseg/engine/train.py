@@ -217,7 +217,6 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-
 def known_datasets() -> tuple[str, ...]:
     """The point-cloud datasets and the graph tasks of `pointseg.tasks`."""
     from pointseg.tasks import task_names
