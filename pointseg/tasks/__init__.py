@@ -14,7 +14,7 @@ from pointseg.tasks.base import Batch, GraphData, GraphLevelTask, NodeTask, Task
 TASK_REGISTRY: dict[str, Task] = {}
 
 # Task modules, imported on first use of the registry (each calls `register_task`).
-TASK_MODULES = ("planetoid", "ogbg", "ppi")
+TASK_MODULES = ("planetoid", "ogbg", "ogbn", "ppi")
 _loaded = False
 
 
