@@ -286,7 +286,9 @@ class GraphDeepGCN(nn.Module):
 
 def _ogb_encoder(name: str, channels: int) -> nn.Module:
     try:
-        from ogb.graphproppred import mol_encoder
+        from pointseg.tasks.base import import_ogb
+
+        mol_encoder = import_ogb("ogb.graphproppred.mol_encoder")
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ConfigError(
             f"the {name} needs the `ogb` package: pip install 'ogb==1.3.6' ({exc})"

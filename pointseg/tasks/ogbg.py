@@ -28,7 +28,7 @@ import torch
 from pointseg.errors import DataError
 from pointseg.models.graph import register_graph_model
 from pointseg.tasks import register_task
-from pointseg.tasks.base import GraphData, GraphLevelTask
+from pointseg.tasks.base import GraphData, GraphLevelTask, import_ogb
 
 # OGB's molecule datasets (ogb/graphproppred/master.csv)
 MOL_DATASETS = (
@@ -50,7 +50,7 @@ RAW_FILES = ("node-feat", "edge", "edge-feat", "num-node-list", "num-edge-list",
 
 def _evaluator(name: str):
     try:
-        from ogb.graphproppred import Evaluator
+        Evaluator = import_ogb("ogb.graphproppred").Evaluator
     except ImportError as exc:
         raise DataError(
             f"{name} needs the `ogb` package: pip install 'ogb==1.3.6' ({exc})"

@@ -23,13 +23,13 @@ import torch
 
 from pointseg.errors import DataError
 from pointseg.tasks import register_task
-from pointseg.tasks.base import Batch, GraphData, NodeTask
+from pointseg.tasks.base import Batch, GraphData, NodeTask, import_ogb
 from pointseg.tasks.ogbg import _csv
 
 
 def _evaluator(name: str):
     try:
-        from ogb.nodeproppred import Evaluator
+        Evaluator = import_ogb("ogb.nodeproppred").Evaluator
     except ImportError as exc:
         raise DataError(
             f"{name} needs the `ogb` package: pip install 'ogb==1.3.6' ({exc})"
