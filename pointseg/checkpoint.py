@@ -40,6 +40,27 @@ __all__ = [
 ]
 
 
+def config_from_dict(d: Mapping[str, Any]):
+    """`ModelConfig` (point clouds) or, for ``kind: graph``, `GraphModelConfig` (general graphs)."""
+    d = dict(d)
+    if d.get("kind") == "graph":
+        from pointseg.models.graph import GraphModelConfig
+
+        return GraphModelConfig.from_dict(d)
+    return ModelConfig.from_dict(d)
+
+
+def build_model(config):
+    """The model of a config: `DeepGCN` or `GraphDeepGCN`."""
+    if getattr(config, "kind", None) == "graph":
+        from pointseg.models.graph import GraphDeepGCN
+
+        return GraphDeepGCN(config)
+    from pointseg.models.backbone import DeepGCN
+
+    return DeepGCN(config)
+
+
 def _default_meta(config: ModelConfig) -> dict[str, Any]:
     from pointseg import __version__
 
@@ -67,11 +88,7 @@ def save_checkpoint(
     UTC creation time). `extra` keys are stored at the top level and must not collide with the
     reserved ones.
     """
-    config = (
-        model_config
-        if isinstance(model_config, ModelConfig)
-        else ModelConfig.from_dict(dict(model_config))
-    )
+    config = model_config if hasattr(model_config, "to_dict") else config_from_dict(model_config)
     clash = sorted(set(extra) & set(REQUIRED_KEYS))
     if clash:
         raise ValueError(f"save_checkpoint: extra keys {clash} are reserved by the format")
@@ -145,7 +162,7 @@ def validate_checkpoint(ckpt: Any, source: str = "checkpoint") -> dict[str, Any]
     if not isinstance(ckpt["model"], dict):
         raise ConfigError(f"{source}: key 'model' must be a state dict")
     try:
-        ModelConfig.from_dict(ckpt["model_config"])
+        config_from_dict(ckpt["model_config"])
     except ConfigError as exc:
         raise ConfigError(f"{source}: bad 'model_config': {exc}") from None
     return ckpt
@@ -204,15 +221,13 @@ def model_from_checkpoint(
 
     The model is on the CPU and in eval mode; move it / call `.train()` as needed.
     """
-    from pointseg.models.backbone import DeepGCN
-
     if isinstance(path_or_dict, Mapping):
         source = "checkpoint"
         ckpt = validate_checkpoint(dict(path_or_dict), source)
     else:
         source = str(path_or_dict)
         ckpt = load_checkpoint(path_or_dict)
-    model = DeepGCN(ModelConfig.from_dict(ckpt["model_config"]))
+    model = build_model(config_from_dict(ckpt["model_config"]))
     load_state_dict_checked(model, ckpt["model"], source)
     model.eval()
     return model, ckpt

@@ -6,6 +6,7 @@ much faster (and `make test` runs two workers on the two cores).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ import torch
 torch.set_num_threads(1)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+# POINTSEG_SHARED_DATA points elsewhere (e.g. from a git worktree that has no ../shared).
+SHARED_DATA = Path(os.environ.get("POINTSEG_SHARED_DATA") or PROJECT_ROOT.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")

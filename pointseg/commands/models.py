@@ -56,6 +56,44 @@ def preset_rows(pattern: str | None = None) -> list[dict]:
                 "description": preset_description(name),
             }
         )
+    return rows + graph_preset_rows(pattern)
+
+
+def graph_preset_rows(pattern: str | None = None) -> list[dict]:
+    """Rows for the sparse-graph presets (`pointseg.models.graph`, and those of the task files)."""
+    import fnmatch
+
+    import torch
+
+    import pointseg.tasks  # noqa: F401 - task files register their default presets
+    from pointseg.models.graph import GRAPH_MODEL_REGISTRY, GraphDeepGCN
+    from pointseg.tasks import task_names
+
+    task_names()
+    rows = []
+    for name in sorted(GRAPH_MODEL_REGISTRY):
+        if pattern and not fnmatch.fnmatch(name, pattern):
+            continue
+        c = GRAPH_MODEL_REGISTRY[name]()
+        try:
+            with torch.device("meta"):
+                params = sum(p.numel() for p in GraphDeepGCN(c).parameters())
+        except Exception:  # noqa: BLE001 - e.g. the ogb encoders without `ogb` installed
+            params = -1
+        rows.append(
+            {
+                "name": name,
+                "task": f"graph-{c.task}",
+                "layers": c.num_layers,
+                "channels": c.channels,
+                "k": "-",
+                "conv": c.conv,
+                "block": c.block,
+                "order": "-",
+                "params": params,
+                "description": GRAPH_MODEL_REGISTRY[name].__doc__,
+            }
+        )
     return rows
 
 

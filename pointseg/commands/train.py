@@ -6,6 +6,7 @@ Examples:
     pointseg train s3dis --run s3dis_resgcn28_area5 --resume            # continue from last.pt
     torchrun --nproc_per_node=2 -m pointseg train s3dis --blocks data/s3dis_blocks --run-name ddp
     pointseg train modelnet40 --data data/modelnet40_ply_hdf5_2048
+    pointseg train cora --data data/planetoid            # graph tasks: see docs/graphs.md
 """
 
 from __future__ import annotations
@@ -111,6 +112,10 @@ def _add_arguments(p: argparse.ArgumentParser, dataset: str) -> None:
             type=int,
             help="train on a random subset of this many points per block (default: all)",
         )
+    elif dataset != "modelnet40":  # a graph task (pointseg.tasks)
+        from pointseg.tasks import get_task
+
+        d.add_argument("--data", metavar="DIR", help=get_task(dataset).data_help)
     else:
         d.add_argument(
             "--data",
@@ -182,6 +187,12 @@ def register(subparsers) -> None:
     ):
         q = sub.add_parser(dataset, help=help_text)
         _add_arguments(q, dataset)
+        q.set_defaults(func=run)
+    from pointseg.tasks import TASK_REGISTRY, task_names
+
+    for name in task_names():  # general-graph tasks, one file each in pointseg/tasks/
+        q = sub.add_parser(name, help=TASK_REGISTRY[name].description)
+        _add_arguments(q, name)
         q.set_defaults(func=run)
 
 

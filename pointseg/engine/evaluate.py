@@ -1023,7 +1023,18 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, **kw: Any) -> dict[str, A
     s3dis_keys = ("area", "cache", "blocks", "protocol", "stride", "save_predictions")
     modelnet_keys = ("data", "votes")
     path = resolve_checkpoint(checkpoint)
-    task = checkpoint_task(load_checkpoint(path))
+    ckpt = load_checkpoint(path)
+    if (ckpt.get("model_config") or {}).get("kind") == "graph":  # a graph task (pointseg.tasks)
+        from pointseg.engine.graph import evaluate_graph_checkpoint
+
+        keep = ("data", "out", "device")
+        ignored = ("batch_size", "seed", "progress")
+        return evaluate_graph_checkpoint(
+            path,
+            **{k: v for k, v in kw.items() if k in keep},
+            **{k: v for k, v in kw.items() if k not in keep + ignored},
+        )
+    task = checkpoint_task(ckpt)
     given = {k: v for k, v in kw.items() if v is not None}
     wrong = [k for k in (s3dis_keys if task == "modelnet40" else modelnet_keys) if k in given]
     if wrong:

@@ -81,6 +81,7 @@ def plot_history(
         ("val_oa", "C1", "val OA"),
         ("val_macc", "C2", "val mAcc"),
         ("val_miou", "C3", "val mIoU"),
+        ("val_metric", "C4", "val metric"),  # graph tasks: the task's metric
     ):
         xs, ys = _series(history, key)
         if xs:

@@ -164,9 +164,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Value checks with messages naming the key and the allowed values."""
-        if self.dataset not in DATASETS:
+        if self.dataset not in known_datasets():
             raise ConfigError(
-                f"dataset {self.dataset!r} is not known; valid: {', '.join(DATASETS)}"
+                f"dataset {self.dataset!r} is not known; valid: {', '.join(known_datasets())}"
             )
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise ConfigError(f"optimizer {self.optimizer!r} is not known; valid: adam, adamw, sgd")
@@ -215,6 +215,22 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
         "num_points": 1024,
     },
 }
+
+
+def known_datasets() -> tuple[str, ...]:
+    """The point-cloud datasets and the graph tasks of `pointseg.tasks`."""
+    from pointseg.tasks import task_names
+
+    return (*DATASETS, *task_names())
+
+
+def dataset_defaults(ds: str) -> dict[str, Any]:
+    if ds in DATASET_DEFAULTS:
+        return DATASET_DEFAULTS[ds]
+    from pointseg.tasks import get_task
+
+    return dict(get_task(ds).defaults)
+
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _HINTS = typing.get_type_hints(TrainConfig)
@@ -346,9 +362,9 @@ def resolve_config(
     for d, _ in normalised:
         ds = d.get("dataset", ds)
     ds = ds or "s3dis"
-    if ds not in DATASETS:
-        raise ConfigError(f"dataset {ds!r} is not known; valid: {', '.join(DATASETS)}")
-    merged: dict[str, Any] = {"dataset": ds, **DATASET_DEFAULTS[ds], "model_args": {}}
+    if ds not in known_datasets():
+        raise ConfigError(f"dataset {ds!r} is not known; valid: {', '.join(known_datasets())}")
+    merged: dict[str, Any] = {"dataset": ds, **dataset_defaults(ds), "model_args": {}}
     for d, _ in normalised:
         for key, value in d.items():
             if key == "model_args":
@@ -734,6 +750,8 @@ def confusion_metrics(cm: np.ndarray) -> dict:
 class Trainer:
     """One training run (use `train(cfg)`). Attributes are public for tests and the demo."""
 
+    log_columns = LOG_COLUMNS
+
     def __init__(
         self, cfg: TrainConfig, info: D.DistInfo, *, resume: bool = False, overwrite: bool = False
     ):
@@ -914,7 +932,7 @@ class Trainer:
         if not self.info.is_main:
             return
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+        w = csv.DictWriter(buf, fieldnames=self.log_columns, extrasaction="ignore")
         w.writeheader()
         for row in self.history:
             w.writerow(
@@ -1256,6 +1274,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     """
     info = D.init_distributed(cfg.device)
     try:
+        if cfg.dataset not in DATASETS:  # a graph task (pointseg.tasks)
+            from pointseg.engine.graph import GraphTrainer
+
+            return GraphTrainer(cfg, info, resume=resume, overwrite=overwrite).run()
         return Trainer(cfg, info, resume=resume, overwrite=overwrite).run()
     finally:
         D.cleanup(info)

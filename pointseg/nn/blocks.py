@@ -13,6 +13,10 @@ Every block has the same call signature::
 - **static**: ``idx`` (B, N, k) is given and used as is (a given ``idx`` always wins over ``graph``).
 
 ``idx_used`` is returned so callers can log, reuse or check the graph.
+
+The same blocks run on sparse general graphs: build them around a conv of
+`pointseg.nn.sparse_conv` and pass ``idx = edge_index (2, E)`` with ``x (N, C)`` (always static;
+extra keywords such as ``edge_attr=`` go to the conv). Norms then take statistics over the N nodes.
 """
 
 from __future__ import annotations
@@ -62,10 +66,10 @@ class PlainBlock(_GraphBlock):
         return self.conv.out_channels
 
     def forward(
-        self, x: torch.Tensor, idx: torch.Tensor | None = None
+        self, x: torch.Tensor, idx: torch.Tensor | None = None, **conv_kwargs
     ) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self._graph(x, idx)
-        return self.conv(x, idx), idx
+        return self.conv(x, idx, **conv_kwargs), idx
 
 
 class ResBlock(_GraphBlock):
@@ -87,10 +91,10 @@ class ResBlock(_GraphBlock):
         return self.conv.out_channels
 
     def forward(
-        self, x: torch.Tensor, idx: torch.Tensor | None = None
+        self, x: torch.Tensor, idx: torch.Tensor | None = None, **conv_kwargs
     ) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self._graph(x, idx)
-        out = self.conv(x, idx)  # (B, N, C)
+        out = self.conv(x, idx, **conv_kwargs)  # (B, N, C)
         return (out + x if self.res_scale == 1.0 else out + x * self.res_scale), idx
 
     def extra_repr(self) -> str:
@@ -105,10 +109,10 @@ class DenseBlock(_GraphBlock):
         return self.conv.in_channels + self.conv.out_channels
 
     def forward(
-        self, x: torch.Tensor, idx: torch.Tensor | None = None
+        self, x: torch.Tensor, idx: torch.Tensor | None = None, **conv_kwargs
     ) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self._graph(x, idx)
-        return torch.cat([x, self.conv(x, idx)], dim=-1), idx  # (B, N, C + growth)
+        return torch.cat([x, self.conv(x, idx, **conv_kwargs)], dim=-1), idx  # (B, N, C + growth)
 
 
 class ResPlusBlock(_GraphBlock):
@@ -143,12 +147,12 @@ class ResPlusBlock(_GraphBlock):
         return self.conv.out_channels
 
     def forward(
-        self, x: torch.Tensor, idx: torch.Tensor | None = None
+        self, x: torch.Tensor, idx: torch.Tensor | None = None, **conv_kwargs
     ) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self._graph(x, idx)
         h = self.norm(x) if self.norm is not None else x
         h = self.dropout(self.act(h))
-        return x + self.conv(h, idx), idx
+        return x + self.conv(h, idx, **conv_kwargs), idx
 
 
 BLOCK_REGISTRY: dict[str, type[_GraphBlock]] = {

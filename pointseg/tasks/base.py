@@ -1,0 +1,207 @@
+"""The task interface: what a training task provides to the engine (one file per task).
+
+A task says how to read its data from a local root (`load`), which model fits it
+(`model_config`), how to batch a split (`batches`), its loss (`loss`) and its metric (`score`,
+higher is better, named `metric`). The engine (`pointseg.engine.graph`) owns everything else: the
+run folder, the optimiser, checkpoints, exact resume, logs, plots and `pointseg eval`.
+
+Two base classes cover the general-graph tasks:
+
+- `NodeTask`: one (or a few) large graphs with per-node labels and split masks, trained full-batch
+  (e.g. Planetoid citation graphs, ogbn-arxiv).
+- `GraphLevelTask`: many small graphs with per-graph labels, trained in shuffled mini-batches
+  (PyG `Batch`; e.g. OGB molecules, PPI's 24 graphs with per-node labels).
+
+A new task is one file in `pointseg/tasks/` that subclasses one of them and calls
+`register_task(MyTask())`; `pointseg/tasks/__init__.py` imports the task modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from pointseg.errors import ConfigError
+
+SPLITS = ("train", "val", "test")
+_MISSING = object()
+
+
+def import_ogb(module: str = "ogb"):
+    """Import `module` of the `ogb` package without its network call.
+
+    ogb 1.3.6's ``import ogb`` starts a thread that asks PyPI whether a newer ogb exists (via the
+    `outdated` package). Nothing here may touch the network, so `outdated` is hidden while ogb is
+    first imported (ogb then skips the check). ImportError when ogb is not installed.
+    """
+    import importlib
+    import sys
+
+    if "ogb" not in sys.modules:
+        saved = sys.modules.get("outdated", _MISSING)
+        sys.modules["outdated"] = None  # type: ignore[assignment]
+        try:
+            importlib.import_module("ogb")
+        finally:
+            if saved is _MISSING:
+                sys.modules.pop("outdated", None)
+            else:
+                sys.modules["outdated"] = saved
+    return importlib.import_module(module)
+
+
+@dataclass
+class GraphData:
+    """A task's data: `splits` maps "train" / "val" / "test" to what `Task.batches` reads.
+
+    NodeTask: every split is the same `torch_geometric.data.Data` (``x``, ``edge_index``, ``y``) and
+    `masks[split]` selects its nodes. GraphLevelTask: `splits[split]` is a list of `Data` graphs.
+    """
+
+    splits: dict[str, Any]
+    in_channels: int
+    num_classes: int
+    classes: list[str]
+    info: dict  # recorded in checkpoint meta["data"]
+    masks: dict[str, Tensor] = field(default_factory=dict)
+
+    def num_samples(self, split: str) -> int:
+        if split in self.masks:
+            return int(self.masks[split].sum())
+        return len(self.splits.get(split) or [])
+
+
+@dataclass
+class Batch:
+    """One step's input: the graph (a PyG Data/Batch) and the rows of the output that count."""
+
+    graph: Any
+    mask: Tensor | None = None  # node tasks: nodes of the split; None = every output row
+
+
+class Task:
+    """Base class; subclasses set the class attributes and implement `load`."""
+
+    name: str = ""
+    level: str = "node"  # "node" | "graph": what the model predicts
+    metric: str = "accuracy"  # name of `score`'s value (higher is better)
+    multilabel: bool = False  # BCE over independent labels instead of softmax cross-entropy
+    description: str = ""
+    data_help: str = ""  # what --data must contain
+    defaults: dict[str, Any] = {}  # TrainConfig values that differ from the S3DIS defaults
+
+    # ---------------------------------------------------------------------------- data
+    def load(self, root: Path) -> GraphData:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def resolve_root(self, data: str | None) -> Path:
+        if not data:
+            raise ConfigError(
+                f"{self.name}: give the dataset root with --data DIR ({self.data_help})"
+            )
+        return Path(data).expanduser()
+
+    def batches(
+        self, data: GraphData, split: str, *, batch_size: int, generator: torch.Generator | None
+    ) -> list[Batch]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------- model
+    def model_config(self, name: str, overrides: dict, data: GraphData):
+        """The preset `name` with `overrides`, sized to the data (in_channels / num_classes)."""
+        from pointseg.models.graph import get_graph_config
+
+        try:
+            cfg = get_graph_config(name, **overrides)
+        except TypeError as exc:
+            raise ConfigError(f"bad model override in {overrides}: {exc}") from None
+        sized = {}
+        if "in_channels" not in overrides and cfg.node_encoder == "linear":
+            sized["in_channels"] = data.in_channels
+        if "num_classes" not in overrides:
+            sized["num_classes"] = data.num_classes
+        if cfg.task != self.level:
+            sized["task"] = self.level
+        cfg = cfg.replace(**sized) if sized else cfg
+        if cfg.node_encoder == "linear" and cfg.in_channels != data.in_channels:
+            raise ConfigError(
+                f"model {name!r} expects {cfg.in_channels} node features but the {self.name} data "
+                f"has {data.in_channels}; set --set model.in_channels={data.in_channels}"
+            )
+        if cfg.num_classes != data.num_classes:
+            raise ConfigError(
+                f"model {name!r} predicts {cfg.num_classes} outputs but {self.name} has "
+                f"{data.num_classes}; set --set model.num_classes={data.num_classes}"
+            )
+        return cfg
+
+    @staticmethod
+    def forward(model: torch.nn.Module, graph: Any) -> Tensor:
+        return model(
+            graph.x,
+            graph.edge_index,
+            getattr(graph, "edge_attr", None),
+            getattr(graph, "batch", None),
+        )
+
+    # ---------------------------------------------------------------------------- objective
+    def target(self, batch: Batch) -> Tensor:
+        y = batch.graph.y
+        return y if batch.mask is None else y[batch.mask]
+
+    def loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Cross-entropy (single label) or BCE-with-logits over labelled entries (multi-label;
+        NaN targets, as in OGB's multi-task molecule sets, are ignored)."""
+        if self.multilabel:
+            y = y.to(logits.dtype).reshape(logits.shape)
+            known = ~torch.isnan(y)
+            return F.binary_cross_entropy_with_logits(logits[known], y[known])
+        return F.cross_entropy(logits, y.reshape(-1).long())
+
+    def correct(self, logits: Tensor, y: Tensor) -> tuple[float, float]:
+        """(correct, count) for the training accuracy column of log.csv."""
+        if self.multilabel:
+            y = y.reshape(logits.shape)
+            known = ~torch.isnan(y.to(logits.dtype))
+            pred = (logits > 0).to(y.dtype)
+            return float((pred == y)[known].sum()), float(known.sum())
+        return float((logits.argmax(-1) == y.reshape(-1)).sum()), float(y.numel())
+
+    def score(self, logits: Tensor, y: Tensor) -> float:
+        """The task metric on all rows of a split (higher is better)."""
+        correct, count = self.correct(logits, y)
+        return correct / max(count, 1.0)
+
+
+class NodeTask(Task):
+    """Node classification on one graph, full batch: every split is one step over the whole graph."""
+
+    level = "node"
+
+    def batches(self, data, split, *, batch_size, generator):
+        return [Batch(data.splits[split], data.masks[split])]
+
+
+class GraphLevelTask(Task):
+    """Many small graphs in shuffled mini-batches (`batch_size` graphs per step)."""
+
+    level = "graph"
+
+    def batches(self, data, split, *, batch_size, generator):
+        from torch_geometric.data import Batch as PyGBatch
+
+        graphs = data.splits[split]
+        order = (
+            torch.randperm(len(graphs), generator=generator).tolist()
+            if generator is not None
+            else list(range(len(graphs)))
+        )
+        return [
+            Batch(PyGBatch.from_data_list([graphs[i] for i in order[s : s + batch_size]]))
+            for s in range(0, len(order), batch_size)
+        ]
