@@ -31,13 +31,13 @@ def synthetic_blocks(tmp_path_factory) -> tuple[Path, Path]:
     return root / "blocks", root / "cache"
 
 
-def _overfit(blocks: Path, out: Path, lr: float) -> dict:
+def _overfit(blocks: Path, out: Path, lr: float, epochs: int = 30) -> dict:
     cfg = T.resolve_config(
         "s3dis",
         base=dict(
             model="resgcn4_tiny", model_args={"dropout": 0.0}, blocks=str(blocks), out_dir=str(out),
-            run="overfit", test_area=2, val_fraction=0.0, max_train_samples=8, batch_size=8,
-            epochs=60, lr=lr, scheduler="none", seed=0, threads=1, tensorboard=False, progress=False,
+            run="overfit", test_area=2, val_fraction=0.0, max_train_samples=8, batch_size=4,
+            epochs=epochs, lr=lr, scheduler="none", seed=0, threads=1, tensorboard=False, progress=False,
         ),
     )  # fmt: skip
     run = T.train(cfg)
@@ -48,7 +48,7 @@ def test_tiny_model_memorises_a_handful_of_synthetic_blocks(synthetic_blocks, tm
     blocks, _ = synthetic_blocks
     last = _overfit(blocks, tmp_path / "learn", lr=0.01)
     hist = last["history"]
-    assert last["step"] == 60  # one full batch of the 8 blocks per epoch
+    assert last["step"] == 60  # 30 epochs of 2 batches of the same 8 blocks
     # Loss falls by well over half and training accuracy gets high on the memorised blocks.
     assert hist[-1]["train_loss"] < 0.4 * hist[0]["train_loss"], hist[-1]
     assert hist[-1]["train_acc"] > 0.85, hist[-1]
@@ -56,9 +56,10 @@ def test_tiny_model_memorises_a_handful_of_synthetic_blocks(synthetic_blocks, tm
 
 def test_the_overfit_check_fails_when_nothing_learns(synthetic_blocks, tmp_path):
     # Control: the same run with a learning rate too small to move the weights stays near its
-    # start, so the thresholds above are not met by BatchNorm statistics or luck alone.
+    # start, so the thresholds above are not met by BatchNorm statistics or luck alone (a third of
+    # the steps: nothing moves anyway).
     blocks, _ = synthetic_blocks
-    hist = _overfit(blocks, tmp_path / "control", lr=1e-9)["history"]
+    hist = _overfit(blocks, tmp_path / "control", lr=1e-9, epochs=10)["history"]
     assert hist[-1]["train_acc"] < 0.6 and hist[-1]["train_loss"] > 0.8 * hist[0]["train_loss"]
 
 
