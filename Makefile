@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-slow lint bench
+.PHONY: setup demo demo-long test test-slow lint bench
 
 $(VENV)/.installed: pyproject.toml setup.py scripts/setup.sh $(wildcard pointseg/_native/*.c)
 	bash scripts/setup.sh
@@ -12,6 +12,9 @@ setup: $(VENV)/.installed
 
 demo: setup
 	$(PY) -m pointseg demo
+
+demo-long: setup
+	$(PY) -m pointseg demo --long
 
 test: setup
 	$(PY) -m pytest -q -n 2 tests

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -38,6 +39,24 @@ def atomic_write(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files `atomic_write(path)` leaves when its process is killed mid-write.
+
+    SIGKILL (or a power cut) skips the clean-up of `atomic_write`, leaving
+    ``.<name>.<random>[suffix].tmp`` next to `path`; `path` itself is intact (it is only ever
+    replaced by a rename). Call this where no other process is writing `path` (e.g. the one
+    training process that owns a run folder). Returns the removed files.
+    """
+    path = Path(path)
+    removed = []
+    if path.parent.is_dir():
+        for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

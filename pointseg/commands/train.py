@@ -37,7 +37,9 @@ _FLAG_KEYS = {
     "step_size": "step_size",
     "gamma": "gamma",
     "min_lr": "min_lr",
+    "warmup_steps": "warmup_steps",
     "label_smoothing": "label_smoothing",
+    "class_weights": "class_weights",
     "augment": "augment",
     "grad_clip": "grad_clip",
     "seed": "seed",
@@ -143,11 +145,21 @@ def _add_arguments(p: argparse.ArgumentParser, dataset: str) -> None:
     o.add_argument("--lr", type=float)
     o.add_argument("--momentum", type=float)
     o.add_argument("--weight-decay", type=float)
-    o.add_argument("--scheduler", choices=["step", "cosine", "none"])
+    o.add_argument(
+        "--scheduler",
+        choices=["step", "cosine", "warmup_cosine", "none"],
+        help="step/cosine: per epoch; warmup_cosine: per optimiser step, linear warm-up then cosine",
+    )
     o.add_argument("--step-size", type=int, help="StepLR period in epochs")
     o.add_argument("--gamma", type=float, help="StepLR factor")
     o.add_argument("--min-lr", type=float, help="cosine schedule's final learning rate")
+    o.add_argument("--warmup-steps", type=int, help="warmup_cosine: steps of linear warm-up")
     o.add_argument("--label-smoothing", type=float)
+    o.add_argument(
+        "--class-weights",
+        choices=["none", "inverse_sqrt"],
+        help="S3DIS loss weights from the training label frequencies",
+    )
     o.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     o.add_argument("--grad-clip", type=float)
     r = p.add_argument_group("runtime")

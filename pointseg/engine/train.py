@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ from tqdm.auto import tqdm
 
 from pointseg.engine import distributed as D
 from pointseg.errors import ConfigError, DataError, PointsegError
-from pointseg.io import atomic_write_text
+from pointseg.io import atomic_write_text, remove_stale_temps
+from pointseg.metrics import ConfusionMatrix
 
 DATASETS = ("s3dis", "modelnet40")
 
@@ -113,11 +115,13 @@ class TrainConfig:
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
-    scheduler: str = "step"  # step | cosine | none
+    scheduler: str = "step"  # step | cosine | warmup_cosine | none
     step_size: int = 20
     gamma: float = 0.5
-    min_lr: float = 1e-3  # cosine: final learning rate
+    min_lr: float = 1e-3  # cosine, warmup_cosine: final learning rate
+    warmup_steps: int = 0  # warmup_cosine: optimiser steps of linear warm-up from 0 to lr
     label_smoothing: float = 0.0
+    class_weights: str = "none"  # none | inverse_sqrt (S3DIS: 1/sqrt of training label frequency)
     augment: bool = False  # ModelNet: scale/shift; S3DIS: random rotation about z
     grad_clip: float | None = None
     # runtime
@@ -170,9 +174,9 @@ class TrainConfig:
             )
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise ConfigError(f"optimizer {self.optimizer!r} is not known; valid: adam, adamw, sgd")
-        if self.scheduler not in ("step", "cosine", "none"):
+        if self.scheduler not in ("step", "cosine", "warmup_cosine", "none"):
             raise ConfigError(
-                f"scheduler {self.scheduler!r} is not known; valid: step, cosine, none"
+                f"scheduler {self.scheduler!r} is not known; valid: step, cosine, warmup_cosine, none"
             )
         positive = {
             "epochs": self.epochs,
@@ -185,14 +189,18 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be > 0; got {value}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1); got {self.val_fraction}")
+        if self.class_weights not in ("none", "inverse_sqrt"):
+            raise ConfigError(
+                f"class_weights {self.class_weights!r} is not known; valid: none, inverse_sqrt"
+            )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1); got {self.label_smoothing}")
         for key in ("num_points", "max_train_samples", "max_val_samples", "max_steps", "threads"):
             value = getattr(self, key)
             if value is not None and value <= 0:
                 raise ConfigError(f"{key} must be a positive integer or null; got {value}")
-        if self.save_every < 0 or self.num_workers < 0 or self.val_min < 0:
-            raise ConfigError("save_every, num_workers and val_min must be >= 0")
+        if self.save_every < 0 or self.num_workers < 0 or self.val_min < 0 or self.warmup_steps < 0:
+            raise ConfigError("save_every, num_workers, val_min and warmup_steps must be >= 0")
         if self.run is not None and (not self.run or "/" in self.run or self.run in (".", "..")):
             raise ConfigError(f"run name {self.run!r} must be a plain folder name")
 
@@ -724,29 +732,6 @@ def _batches(order: list[int], batch: int, drop_last: bool) -> list[list[int]]:
     return out
 
 
-def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(C, C) int64 counts, rows = target, columns = prediction."""
-    flat = target.reshape(-1).long() * num_classes + pred.reshape(-1).long()
-    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes
-    )
-
-
-def confusion_metrics(cm: np.ndarray) -> dict:
-    """OA, mAcc (classes present in the target) and mIoU (classes with TP+FP+FN > 0), DESIGN §4."""
-    cm = np.asarray(cm, dtype=np.float64)
-    tp = np.diag(cm)
-    support = cm.sum(1)
-    union = support + cm.sum(0) - tp
-    total = cm.sum()
-    oa = tp.sum() / total if total else float("nan")
-    present = support > 0
-    macc = float(np.mean(tp[present] / support[present])) if present.any() else float("nan")
-    seen = union > 0
-    miou = float(np.mean(tp[seen] / union[seen])) if seen.any() else float("nan")
-    return {"oa": float(oa), "macc": macc, "miou": miou}
-
-
 class Trainer:
     """One training run (use `train(cfg)`). Attributes are public for tests and the demo."""
 
@@ -790,7 +775,9 @@ class Trainer:
         self.model = D.wrap_model(self.model_raw, info, sync_bn=cfg.sync_bn)
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.criterion = nn.CrossEntropyLoss(
+            weight=self._class_weights(), label_smoothing=cfg.label_smoothing
+        )
         self.epoch = 0
         self.batch = 0  # next batch of `epoch` (mid-epoch checkpoints)
         self.step = 0
@@ -823,7 +810,46 @@ class Trainer:
             return torch.optim.lr_scheduler.CosineAnnealingLR(
                 self.optimizer, T_max=cfg.epochs, eta_min=cfg.min_lr
             )
+        if cfg.scheduler == "warmup_cosine":
+            # Stepped after every optimiser step (not per epoch): short runs of a few epochs still
+            # get a smooth decay. Linear warm-up 0 → lr, then cosine lr → min_lr at the last step.
+            total = max(cfg.epochs * self.steps_per_epoch(), 1)
+            warm = min(cfg.warmup_steps, total - 1)
+            floor = cfg.min_lr / cfg.lr
+
+            def factor(step: int) -> float:
+                if step < warm:
+                    return (step + 1) / (warm + 1)
+                t = min((step - warm) / max(total - warm, 1), 1.0)
+                return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+            return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         return None
+
+    def _class_weights(self) -> torch.Tensor | None:
+        """Loss weights w_c ∝ 1/sqrt(f_c) of the training labels, scaled so Σ_c f_c·w_c = 1.
+
+        Ceiling, floor and wall hold most points of a room; without weights a short run learns
+        them first and the small classes (column, board, …) late, which mIoU punishes.
+        """
+        if self.cfg.class_weights == "none":
+            return None
+        train = self.data.train
+        labels = getattr(getattr(train, "dataset", None), "labels", None)
+        if self.cfg.task != "segmentation" or labels is None:
+            raise ConfigError("class_weights: only for S3DIS blocks (labels per point)")
+        sel = labels[np.asarray(train.indices)]
+        freq = np.bincount(sel.reshape(-1), minlength=self.data.num_classes).astype(np.float64)
+        freq /= max(freq.sum(), 1.0)
+        w = np.where(freq > 0, 1.0 / np.sqrt(np.maximum(freq, 1e-12)), 0.0)
+        w /= max(float((freq * w).sum()), 1e-12)
+        return torch.tensor(w, dtype=torch.float32, device=self.info.device)
+
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch (as `run` batches them: padded sampler, drop_last)."""
+        n = math.ceil(len(self.data.train) / self.info.world_size)
+        drop_last = len(self.data.train) >= self.cfg.batch_size
+        return n // self.rank_batch if drop_last else math.ceil(n / self.rank_batch)
 
     @staticmethod
     def _zero_acc() -> dict:
@@ -865,6 +891,7 @@ class Trainer:
         rngs = D.all_gather_object(rng_state(), self.info) if full else None
         if not self.info.is_main:
             return
+        self._remove_stale_temps()
         extra: dict[str, Any] = {
             "train_config": self.cfg.to_dict(),
             "epoch": self.epoch,
@@ -890,6 +917,12 @@ class Trainer:
             meta=self._meta(),
             **extra,
         )
+
+    def _remove_stale_temps(self) -> None:
+        """Drop `.last.pt.*.tmp` / `.best.pt.*.tmp` of a writer killed mid-save (SIGKILL)."""
+        for name in ("last.pt", "best.pt"):
+            for tmp in remove_stale_temps(self.run_dir / name):
+                print(f"removed stale temporary checkpoint {tmp}", file=sys.stderr)
 
     def load(self, path: Path) -> None:
         from pointseg.checkpoint import load_checkpoint
@@ -1030,7 +1063,7 @@ class Trainer:
             num_workers=cfg.num_workers,
             generator=torch.Generator().manual_seed(cfg.seed),
         )
-        cm = torch.zeros(C, C, dtype=torch.int64)
+        cm = ConfusionMatrix(C)
         sums = torch.zeros(2, dtype=torch.float64)  # loss · count, count
         # The plain module: no gradient sync is needed in evaluation.
         net = D.unwrap_model(self.model)
@@ -1040,13 +1073,13 @@ class Trainer:
                 logits = net(x)
                 n = y.numel()
                 sums += torch.tensor([self._loss(logits, y).item() * n, n], dtype=torch.float64)
-                cm += confusion(logits.argmax(-1).cpu(), y.cpu(), C)
-        cm = D.all_reduce_sum(cm.to(self.info.device), self.info).cpu()
+                cm.update(logits.argmax(-1), y)
+        counts = torch.from_numpy(cm.matrix).to(self.info.device)
+        cm = ConfusionMatrix.from_matrix(D.all_reduce_sum(counts, self.info).cpu().numpy())
         sums = D.all_reduce_sum(sums.to(self.info.device), self.info).cpu()
-        m = confusion_metrics(cm.numpy())
-        out.update(val_loss=float(sums[0] / max(sums[1], 1)), val_oa=m["oa"], val_macc=m["macc"])
+        out.update(val_loss=float(sums[0] / max(sums[1], 1)), val_oa=cm.oa(), val_macc=cm.macc())
         if cfg.task == "segmentation":
-            out["val_miou"] = m["miou"]
+            out["val_miou"] = cm.miou()
         self.model.train()
         return out
 
@@ -1055,6 +1088,7 @@ class Trainer:
         if self.resume:
             self.load(self.run_dir / "last.pt")
         if info.is_main:
+            self._remove_stale_temps()
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "config.yaml", cfg.to_yaml())
             self._open_tensorboard()
@@ -1132,6 +1166,8 @@ class Trainer:
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
+            if self.cfg.scheduler == "warmup_cosine":
+                self.scheduler.step()
             self.step += 1
             self.batch = b + 1
             with torch.no_grad():
@@ -1222,8 +1258,15 @@ class Trainer:
                 val_macc=float("nan"),
                 val_miou=float("nan"),
             )
-        if self.scheduler is not None:
-            self.scheduler.step()
+        if self.scheduler is not None and cfg.scheduler != "warmup_cosine":
+            with warnings.catch_warnings():
+                # After a resume at the end of an epoch this process has taken no optimiser step,
+                # but the run has (before the checkpoint): torch's order check does not apply.
+                if self.step > 0:
+                    warnings.filterwarnings(
+                        "ignore", re.escape("Detected call of `lr_scheduler.step()`")
+                    )
+                self.scheduler.step()
         self.history.append(row)
         key = BEST_METRIC[cfg.dataset]
         improved = is_better(row[key], self.best)
@@ -1299,8 +1342,6 @@ __all__ = [
     "TrainConfig",
     "TrainingInterrupted",
     "area_of",
-    "confusion",
-    "confusion_metrics",
     "is_better",
     "load_run_config",
     "parse_set",
