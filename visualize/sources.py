@@ -11,6 +11,8 @@ Accepted inputs (any number, mixed):
 - a room without predictions: a prepared cache file (``data/s3dis/Area_5/office_1.npz``), a cache
   root with ``--room``, a raw room folder (``…/office_1/Annotations/*.txt``) or a PLY file (with
   optional ``label`` / ``pred`` vertex properties); predictions then come from ``--checkpoint``.
+  A PLY written by ``pointseg predict`` (``label`` + ``confidence``) is a prediction: its
+  ``label`` is drawn as the model's classes, not as ground truth.
 
 Prediction files carry the room's points, so several evaluations of the same room are checked
 to agree point for point before they are drawn side by side.
@@ -197,6 +199,13 @@ def _load_ply(path: Path) -> dict[str, np.ndarray]:
     out = {"xyz": data["xyz"]}
     if "rgb" in data:
         out["rgb"] = data["rgb"]
+    if "confidence" in data and "pred" not in data and "label" in data:
+        # `pointseg predict` output: its `label` is the model's class, not ground truth
+        # (and its ground truth, when the input had labels, is `gt`)
+        out["pred"] = data["label"]
+        if "gt" in data:
+            out["label"] = data["gt"]
+        return out
     for name in _LABEL_PROPS:
         if name in data:
             out["label"] = data[name]

@@ -270,3 +270,24 @@ def test_colouring_errors(scene, room):
         S.check_coloring(scene, "diff", ("good", "x"))
     with pytest.raises(DataError, match="class ids"):
         S.Scene(room["xyz"], label=np.full(len(room["xyz"]), 13))
+
+
+def test_pointseg_predict_ply_opens_as_a_prediction(tmp_path, room):
+    """`pointseg predict` writes the model's class as `label` (+ `confidence`, + `gt` when the
+    input had labels): the viewer must draw it as a model panel, never as ground truth."""
+    from pointseg.commands.predict import write_segmentation
+
+    n = len(room["xyz"])
+    conf = np.full(n, 0.5, dtype=np.float32)
+    plain = tmp_path / "scan_seg.ply"
+    write_segmentation(plain, "ply", room["xyz"], room["bad"], conf, list(CLASSES))
+    sc = load_scene([plain], print_fn=None)
+    assert sc.models == ["scan_seg"] and sc.label is None
+    np.testing.assert_array_equal(sc.preds["scan_seg"], room["bad"])
+
+    with_gt = tmp_path / "room_seg.ply"
+    write_segmentation(with_gt, "ply", room["xyz"], room["bad"], conf, list(CLASSES),
+                       gt=room["label"])  # fmt: skip
+    sc = load_scene([with_gt], print_fn=None)
+    np.testing.assert_array_equal(sc.label, room["label"])
+    np.testing.assert_array_equal(sc.preds["room_seg"], room["bad"])
