@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo demo-long test test-slow lint bench
+.PHONY: setup demo demo-long test test-slow lint bench bench-deep
 
 $(VENV)/.installed: pyproject.toml setup.py scripts/setup.sh $(wildcard pointseg/_native/*.c)
 	bash scripts/setup.sh
@@ -29,3 +29,10 @@ bench: setup
 	$(PY) benchmarks/knn.py
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/prepare.py
+	$(PY) benchmarks/predict.py
+	$(PY) benchmarks/graph_memory.py
+
+# the very-deep-model benchmarks (each <= ~10 min on 2 quiet cores)
+bench-deep: setup
+	$(PY) benchmarks/memory_depth.py
+	$(PY) benchmarks/depth_study.py
