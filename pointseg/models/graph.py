@@ -432,7 +432,8 @@ def get_graph_config(name: str, **overrides: Any) -> GraphModelConfig:
 # Published settings (DESIGN §3; DeeperGCN reference code). Input widths are set from the data.
 register_graph_model(
     "resgen112_proteins",
-    "DeeperGCN ogbn-proteins: 112 res+ GENConv layers, 64 ch, softmax with learnable β, LayerNorm",
+    "DeeperGCN ogbn-proteins: 112 res+ GENConv layers, 64 ch, softmax with learnable β, LayerNorm, "
+    "edge features in every conv, 2-layer MLP",
     channels=64,
     num_layers=112,
     norm="layer",
@@ -441,6 +442,9 @@ register_graph_model(
     num_classes=112,
     aggr="softmax",
     learn_t=True,
+    mlp_layers=2,  # the reference code's default (--mlp_layers 2)
+    edge_encoder="linear",  # --conv_encode_edge: each GENConv projects the 8 edge features
+    edge_channels=8,
 )
 register_graph_model(
     "resgen28_arxiv",
