@@ -402,6 +402,22 @@ def _ogb_encoder(name: str, channels: int) -> nn.Module:
     return getattr(mol_encoder, name)(channels)
 
 
+def count_parameters(cfg: GraphModelConfig) -> int:
+    """Exact parameter count of ``GraphDeepGCN(cfg)``, without building 1000 layers: from layer 2
+    on, every layer adds the same parameters (all blocks but "dense", whose width grows), so the
+    count is linear in depth; dense models and shallow ones are built (on the meta device)."""
+
+    def build(c: GraphModelConfig) -> int:
+        with torch.device("meta"):
+            return sum(p.numel() for p in GraphDeepGCN(c).parameters())
+
+    depth = cfg.num_layers
+    if cfg.block == "dense" or depth <= 3 or cfg.weight_tied:
+        return build(cfg)
+    p2, p3 = build(cfg.replace(num_layers=2)), build(cfg.replace(num_layers=3))
+    return p2 + (depth - 2) * (p3 - p2)
+
+
 # ------------------------------------------------------------------------------------ presets
 
 GRAPH_MODEL_REGISTRY: dict[str, Any] = {}
