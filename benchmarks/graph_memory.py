@@ -1,26 +1,33 @@
-"""Peak memory and step time of deep res+ GENConv models (ResGEN) on a synthetic graph, and
-full-graph vs partitioned inference memory.
+"""Peak memory and step time of deep res+ GENConv models (ResGEN) against RevGNN (grouped
+reversible GENConv blocks, `GraphModelConfig(block="rev")`) on a synthetic graph, and full-graph vs
+partitioned inference memory.
 
     python benchmarks/graph_memory.py                       # 20k nodes, 28 / 112 / 448 layers
     python benchmarks/graph_memory.py --depths 7 28 --nodes 5000 --channels 32
+    python benchmarks/graph_memory.py --res-max-depth 0     # also ResGEN-448 (~13 GB on CPU)
+
+On CPU, ResGEN deeper than 112 layers is skipped by default (`--res-max-depth`; its memory grows
+linearly, the skipped rows give a linear projection); RevGNN runs at every depth.
 
 Each measurement runs in its own subprocess so that peak memory is that configuration's alone:
 on CUDA `torch.cuda.max_memory_allocated`, on CPU the growth of the peak resident set size
-(`ru_maxrss`) over the process's baseline after the graph and the model were built. One training
-step = forward + backward + Adam step on the whole graph (node classification loss).
+(`ru_maxrss`) over the process's RSS after the graph and the model were built (children run with
+``MALLOC_MMAP_THRESHOLD_=65536`` so that freed large blocks leave the RSS, as in
+`memory_depth.py`). One training step = forward + backward + Adam step on the whole graph (node
+classification loss); the peak includes the gradients and Adam's state (3 x the parameters, listed
+as ``param_mb``). ResGEN and RevGNN have the same width, depth, aggregation (softmax, learnable
+beta), LayerNorm and dropout; RevGNN splits the channels into 2 groups (each GENConv is C/2 wide).
 
-RevGNN (reversible GENConv blocks, memory flat in depth) is written on the `rev` branch. This
-script measures it through the `REVGNN` hook below when `pointseg.nn.reversible` is importable
-and otherwise reports it as "n/a"; ResGEN is the baseline it must beat.
-
-The last line is one JSON object with the measurements and the ratios (memory of the deepest vs
-the shallowest ResGEN; full-graph vs partitioned inference).
+The last line is one JSON object with the measurements and the ratios: ResGEN / RevGNN peak at
+each depth, RevGNN deepest / shallowest, ResGEN deepest / shallowest, full-graph / partitioned
+inference.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -32,20 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def revgnn_model(cfg):
-    """HOOK for the `rev` branch: return a RevGNN model for GraphModelConfig `cfg`, or None.
+    """RevGNN for GraphModelConfig `cfg`: the same model with grouped reversible blocks (2 groups,
+    shared dropout mask, `pointseg.nn.reversible`)."""
+    from pointseg.models.graph import GraphDeepGCN
 
-    Expected once reversible blocks land: ``block="rev"`` (grouped reversible GENConv blocks with
-    a shared dropout mask) built by `GraphDeepGCN`. Until then this returns None (reported n/a).
-    """
-    try:
-        import pointseg.nn.reversible  # noqa: F401
-    except ImportError:
-        return None
-    from pointseg.models.graph import GRAPH_BLOCKS, GraphDeepGCN
-
-    if "rev" not in GRAPH_BLOCKS:
-        return None
-    return GraphDeepGCN(cfg.replace(block="rev"))
+    return GraphDeepGCN(cfg.replace(block="rev", groups=2))
 
 
 def synthetic_graph(nodes: int, degree: int, features: int, classes: int, seed: int = 0):
@@ -87,8 +85,6 @@ def child(args: argparse.Namespace) -> dict:
         dropout=0.1,
     )
     model = revgnn_model(cfg) if args.model == "revgnn" else GraphDeepGCN(cfg)
-    if model is None:
-        return {"model": args.model, "depth": args.depth, "status": "n/a (rev branch not merged)"}
     model.to(device)
     x, ei, y = x.to(device), ei.to(device), y.to(device)
     if device.type == "cuda":
@@ -121,6 +117,7 @@ def child(args: argparse.Namespace) -> dict:
         "peak_mb": round(max(peak, 0) / 2**20, 1),
         "seconds": round(seconds, 3),
         "params": sum(p.numel() for p in model.parameters()),
+        "param_mb": round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 2),
     }
 
 
@@ -149,10 +146,11 @@ def _partitioned_inference(model, x, ei, parts: int):
 def run_child(ns: argparse.Namespace, **kw) -> dict:
     argv = [sys.executable, __file__, "--child"]
     for key, value in {**vars(ns), **kw}.items():
-        if key in ("child", "depths"):
+        if key in ("child", "depths", "res_max_depth"):
             continue
         argv += [f"--{key.replace('_', '-')}", str(value)]
-    res = subprocess.run(argv, capture_output=True, text=True, check=False)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    res = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     if res.returncode != 0:
         return {**kw, "status": f"failed: {res.stderr.strip().splitlines()[-1:]}"}
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -163,14 +161,22 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--nodes", type=int, default=20000)
-    p.add_argument("--degree", type=int, default=5, help="random edges per node (each both ways)")
+    p.add_argument("--degree", type=int, default=2, help="random edges per node (each both ways)")
     p.add_argument("--features", type=int, default=8)
     p.add_argument("--classes", type=int, default=8)
-    p.add_argument("--channels", type=int, default=64)
+    p.add_argument("--channels", type=int, default=16)
     p.add_argument("--depths", type=int, nargs="+", default=[28, 112, 448])
     p.add_argument("--parts", type=int, default=10, help="partitions for partitioned inference")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--res-max-depth",
+        type=int,
+        default=None,
+        help="skip ResGEN training deeper than this (its memory grows linearly: 448 layers at the "
+        "default size need ~13 GB); the skipped rows give a linear projection. Default: 112 on "
+        "CPU, no limit on CUDA; 0 = no limit",
+    )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", default="resgen", help=argparse.SUPPRESS)
     p.add_argument("--mode", default="train", help=argparse.SUPPRESS)
@@ -179,14 +185,22 @@ def main() -> None:
     if ns.child:
         print(json.dumps(child(ns)))
         return
+    if ns.res_max_depth is None:
+        ns.res_max_depth = 112 if ns.device == "cpu" else 0
     rows = []
     for depth in ns.depths:
         for model in ("resgen", "revgnn"):
-            r = run_child(ns, model=model, mode="train", depth=depth, parts=1)
+            if model == "resgen" and ns.res_max_depth and depth > ns.res_max_depth:
+                r = {"model": model, "mode": "train", "depth": depth, "status": "skipped"}
+                done = [x for x in rows if x.get("model") == "resgen" and "peak_mb" in x]
+                if done:  # linear in depth (measured below): extrapolate from the deepest run
+                    r["projected_mb"] = round(done[-1]["peak_mb"] * depth / done[-1]["depth"])
+            else:
+                r = run_child(ns, model=model, mode="train", depth=depth, parts=1)
             rows.append(r)
             print(
                 f"train {model:7s} L={depth:4d}: {r.get('peak_mb', '—')} MB, {r.get('seconds', '—')} s "
-                f"{r.get('status', '')}",
+                f"{r.get('status', '')} {r.get('projected_mb', '')}",
                 file=sys.stderr,
             )
     depth = ns.depths[-1] if len(ns.depths) == 1 else ns.depths[1]
@@ -200,21 +214,34 @@ def main() -> None:
             f"{r.get('seconds', '—')} s",
             file=sys.stderr,
         )
-    res = [
-        r
-        for r in rows
-        if r.get("model") == "resgen" and r.get("mode") == "train" and "peak_mb" in r
-    ]
+
+    def train(model):
+        return {
+            r["depth"]: r
+            for r in rows
+            if r.get("model") == model and r.get("mode") == "train" and "peak_mb" in r
+        }
+
+    res, rev = train("resgen"), train("revgnn")
     ratios = {}
-    if len(res) >= 2:
-        ratios["resgen_peak_deepest_over_shallowest"] = round(
-            res[-1]["peak_mb"] / max(res[0]["peak_mb"], 1e-9), 2
+    for d in sorted(set(res) & set(rev)):
+        ratios[f"resgen_over_revgnn_peak_{d}"] = round(
+            res[d]["peak_mb"] / max(rev[d]["peak_mb"], 1e-9), 2
         )
-        ratios["resgen_depth_ratio"] = res[-1]["depth"] / res[0]["depth"]
+        ratios[f"revgnn_over_resgen_time_{d}"] = round(
+            rev[d]["seconds"] / max(res[d]["seconds"], 1e-9), 2
+        )
+    for name, m in (("resgen", res), ("revgnn", rev)):
+        if len(m) >= 2:
+            lo, hi = min(m), max(m)
+            ratios[f"{name}_peak_{hi}_over_{lo}"] = round(
+                m[hi]["peak_mb"] / max(m[lo]["peak_mb"], 1e-9), 2
+            )
     if "peak_mb" in inf.get(1, {}) and "peak_mb" in inf.get(ns.parts, {}):
         ratios["inference_full_over_partitioned"] = round(
             inf[1]["peak_mb"] / max(inf[ns.parts]["peak_mb"], 1e-9), 2
         )
+    print(_table(rows), file=sys.stderr)
     print(
         json.dumps(
             {
@@ -227,6 +254,27 @@ def main() -> None:
             }
         )
     )
+
+
+def _table(rows: list[dict]) -> str:
+    """Markdown table of the rows (for docs/graphs.md)."""
+    out = [
+        "| model | mode | layers | parts | params | param MB | peak MB | seconds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        peak = r.get("peak_mb")
+        if peak is None:
+            proj = r.get("projected_mb")
+            peak = f"{r.get('status', 'n/a')}" + (f" (~{proj:,} projected)" if proj else "")
+        else:
+            peak = f"{peak:,}"
+        params = f"{r['params']:,}" if "params" in r else "–"
+        out.append(
+            f"| {r.get('model')} | {r.get('mode')} | {r.get('depth')} | {r.get('parts', 1)} | "
+            f"{params} | {r.get('param_mb', '–')} | {peak} | {r.get('seconds', '–')} |"
+        )
+    return "\n".join(out)
 
 
 def _cuda() -> bool:

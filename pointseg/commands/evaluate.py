@@ -125,6 +125,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="average logits over N random scale/shift augmentations (default 1 = no voting)",
     )
+    g = p.add_argument_group("graph node tasks (multi-view inference, e.g. ogbn-proteins)")
+    g.add_argument(
+        "--views",
+        type=_positive_int,
+        default=None,
+        help="average the logits of N random node partitions (default: the task's, e.g. 10 for "
+        "the ogbn-proteins test split; 1 = one partition); --seed picks the partitions",
+    )
+    g.add_argument(
+        "--parts",
+        type=_positive_int,
+        default=None,
+        help="parts per random node partition (default: the task's, e.g. 3; 1 = full graph)",
+    )
     p.set_defaults(func=run_eval)
 
     q = subparsers.add_parser(
@@ -179,6 +193,8 @@ def run_eval(args: argparse.Namespace) -> int:
         save_predictions=False if args.no_predictions else None,
         data=args.data,
         votes=args.votes,
+        views=args.views,
+        parts=args.parts,
         num_points=args.num_points,
         out=args.out,
         batch_size=args.batch_size,

@@ -1027,14 +1027,18 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, **kw: Any) -> dict[str, A
     if (ckpt.get("model_config") or {}).get("kind") == "graph":  # a graph task (pointseg.tasks)
         from pointseg.engine.graph import evaluate_graph_checkpoint
 
-        keep = ("data", "out", "device")
-        ignored = ("batch_size", "seed", "progress")
+        keep = ("data", "out", "device", "views", "parts", "seed")
+        ignored = ("batch_size", "progress")
         return evaluate_graph_checkpoint(
             path,
             **{k: v for k, v in kw.items() if k in keep},
             **{k: v for k, v in kw.items() if k not in keep + ignored},
         )
     task = checkpoint_task(ckpt)
+    graph_only = [k for k in ("views", "parts") if kw.pop(k, None) is not None]
+    if graph_only:
+        flags = ", ".join("--" + k for k in graph_only)
+        raise ConfigError(f"{path}: {flags} apply to graph node tasks (e.g. ogbn-proteins) only")
     given = {k: v for k, v in kw.items() if v is not None}
     wrong = [k for k in (s3dis_keys if task == "modelnet40" else modelnet_keys) if k in given]
     if wrong:

@@ -114,18 +114,18 @@ class GraphTrainer(Trainer):
         return logits, self.task.target(batch)
 
     def evaluate_split(self, split: str) -> dict:
-        """Loss and metric of `split` with the model in eval mode (no RNG is drawn)."""
+        """Loss and metric of `split` with the model in eval mode (no global RNG is drawn;
+        `Task.predict`: full graph, batches, or the task's partitioned / multi-view inference)."""
         self.model.eval()
-        logits, ys = [], []
-        with torch.no_grad():
-            for batch in self.task.batches(
-                self.data, split, batch_size=self.cfg.batch_size, generator=None
-            ):
-                lo, y = self._outputs(self._to(batch))
-                logits.append(lo.float().cpu())
-                ys.append(y.cpu())
+        lo, y = self.task.predict(
+            self.model,
+            self.data,
+            split,
+            batch_size=self.cfg.batch_size,
+            device=self.info.device,
+            seed=self.cfg.seed,  # partitioned inference: the same partitions every epoch
+        )
         self.model.train()
-        lo, y = torch.cat(logits), torch.cat(ys)
         return {"loss": float(self.task.loss(lo, y)), "metric": float(self.task.score(lo, y))}
 
     def validate(self) -> dict:
@@ -293,10 +293,17 @@ def evaluate_graph_checkpoint(
     split: str = "test",
     batch_size: int | None = None,
     device: str | None = None,
+    views: int | None = None,
+    parts: int | None = None,
+    seed: int | None = None,
     **unused: Any,
 ) -> dict[str, Any]:
     """Score `split` of a graph task with a checkpoint (a run folder → its best.pt); writes
-    ``metrics.json`` and prints it as the last line (one JSON object)."""
+    ``metrics.json`` and prints it as the last line (one JSON object).
+
+    ``views`` / ``parts`` / ``seed``: node tasks' multi-view inference (mean logits of `views`
+    random node partitions into `parts` parts, drawn from `seed`); default: the task's setting for
+    the split (`Task.inference`; ogbn-proteins test: 10 views of 3 parts), seed 0."""
     from pointseg.checkpoint import load_checkpoint, model_from_checkpoint
     from pointseg.engine.evaluate import resolve_checkpoint, resolve_device
     from pointseg.engine.report import write_json
@@ -328,16 +335,11 @@ def evaluate_graph_checkpoint(
     model.to(dev).eval()
     train_cfg = ckpt.get("train_config") or {}
     bs = batch_size or int(train_cfg.get("batch_size") or 32)
-    logits, ys = [], []
-    with torch.no_grad():
-        for batch in task.batches(graph_data, split, batch_size=bs, generator=None):
-            g = batch.graph.to(dev)
-            lo = task.forward(model, g)
-            if batch.mask is not None:
-                lo = lo[batch.mask.to(dev)]
-            logits.append(lo.float().cpu())
-            ys.append(task.target(batch).cpu())
-    lo, y = torch.cat(logits), torch.cat(ys)
+    n_views, n_parts = task.inference_setting(split, views, parts)
+    seed = 0 if seed is None else int(seed)
+    lo, y = task.predict(
+        model, graph_data, split, batch_size=bs, device=dev, views=n_views, parts=n_parts, seed=seed
+    )
     metrics = {
         "task": task.name,
         "dataset": dataset,
@@ -349,6 +351,8 @@ def evaluate_graph_checkpoint(
         "checkpoint": str(path),
         "epoch": (ckpt.get("meta") or {}).get("epoch"),
     }
+    if (n_views, n_parts) != (1, 1):
+        metrics.update(views=n_views, parts=n_parts, seed=seed)
     out_dir = Path(out) if out else path.parent / f"eval_{split}"
     write_json(out_dir / "metrics.json", metrics)
     print(

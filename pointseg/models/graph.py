@@ -11,6 +11,16 @@ res+), around the sparse convolutions of `pointseg.nn.sparse_conv` (gen, edge, m
   final norm → act → dropout precedes the head (Li et al., 2020, Fig. 2 and the reference code).
 - res / plain / dense (DeepGCNs): every layer is conv → norm → act → dropout (`ConvNormAct`),
   with h + · (res) or cat(h, ·) (dense, growth = channels) around it.
+- rev (RevGNN, Li et al., ICML 2021): all L layers are grouped reversible blocks of
+  `pointseg.nn.reversible` (`RevGCN` of `GroupRevBlock`s): the C channels split into ``groups``
+  groups, each with its own F_i = conv(mask ⊙ act(norm(h))) on C/G channels (res+ pre-activation
+  order, `RevGraphFn`), then the final norm → act → dropout of res+ and the head. The dropout mask
+  inside the blocks is drawn once per forward and shared by every F_i of every layer; BatchNorm
+  statistics are updated once per step; activation memory does not grow with depth.
+  ``weight_tied`` shares one block's weights across all L layers. Edge features reach every F_i
+  through the static graph ``(edge_index, edge_attr)``: each GENConv projects the raw edge features
+  itself (``lin_edge``: edge_channels → C/G; "bond": one BondEncoder(C/G) per F_i), because a
+  tensor computed outside the reversible stack would get no gradient through it.
 - Encoders: "linear" (node features), "atom" / "bond" (OGB's AtomEncoder / BondEncoder, one bond
   encoder per layer as in DeeperGCN's molecule models), "linear" edge features (each GENConv's
   ``lin_edge``), or none.
@@ -32,7 +42,7 @@ from pointseg.nn.blocks import _GraphBlock
 
 GRAPH_LEVELS = ("node", "graph")
 GRAPH_CONVS = ("gen", "edge", "mr", "sage", "gin")
-GRAPH_BLOCKS = ("res+", "res", "dense", "plain")
+GRAPH_BLOCKS = ("res+", "res", "dense", "plain", "rev")
 NODE_ENCODERS = ("linear", "atom")
 EDGE_ENCODERS = ("none", "linear", "bond")
 GRAPH_POOLINGS = ("mean", "sum", "max", "attention")
@@ -55,6 +65,8 @@ class GraphModelConfig:
         node_encoder, edge_encoder, edge_channels: input encoders (edge_channels = raw edge
             feature width for the "linear" edge encoder).
         pooling: graph tasks only.
+        groups, weight_tied: block "rev" only: reversible groups (G >= 2, channels divisible by
+            G) and one block's weights shared by all layers.
     """
 
     kind: str = "graph"
@@ -81,6 +93,8 @@ class GraphModelConfig:
     edge_encoder: str = "none"
     edge_channels: int = 0
     pooling: str = "mean"
+    groups: int = 2
+    weight_tied: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -109,6 +123,16 @@ class GraphModelConfig:
                 raise ConfigError(f"graph model: {key} must be in [0, 1); got {getattr(self, key)}")
         if self.edge_encoder == "linear" and self.edge_channels < 1:
             raise ConfigError("graph model: edge_encoder='linear' needs edge_channels >= 1")
+        if self.block == "rev":
+            if int(self.groups) < 2 or self.channels % int(self.groups):
+                raise ConfigError(
+                    f"graph model: block='rev' needs groups >= 2 dividing channels; got "
+                    f"groups={self.groups}, channels={self.channels}"
+                )
+        elif self.weight_tied:
+            raise ConfigError(
+                f"graph model: weight_tied=true needs block='rev'; got block={self.block!r}"
+            )
         if self.edge_encoder != "none" and self.conv != "gen":
             raise ConfigError(
                 f"graph model: edge features are used by conv='gen' only; got conv={self.conv!r}"
@@ -169,7 +193,6 @@ class GraphDeepGCN(nn.Module):
     def __init__(self, config: GraphModelConfig) -> None:
         super().__init__()
         from pointseg.nn.blocks import create_block
-        from pointseg.nn.mlp import create_act, create_norm
         from pointseg.nn.sparse_conv import create_sparse_conv
 
         config.validate()
@@ -187,12 +210,12 @@ class GraphDeepGCN(nn.Module):
             )
         res_plus = cfg.block == "res+"
 
-        def conv(cin: int) -> nn.Module:
+        def conv(cin: int, cout: int = c) -> nn.Module:
             if cfg.conv == "gen":
                 return create_sparse_conv(
                     "gen",
                     cin,
-                    c,
+                    cout,
                     aggr=cfg.aggr,
                     t=cfg.t,
                     learn_t=cfg.learn_t,
@@ -204,7 +227,20 @@ class GraphDeepGCN(nn.Module):
                     num_layers=cfg.mlp_layers,
                     edge_dim=cfg.edge_channels if cfg.edge_encoder == "linear" else None,
                 )
-            return create_sparse_conv(cfg.conv, cin, c, norm=None, act=None)
+            return create_sparse_conv(cfg.conv, cin, cout, norm=None, act=None)
+
+        if cfg.block == "rev":
+            self.edge_encoders = None  # per F_i (see _RevConv)
+            self.layers = _rev_stack(cfg, conv)
+            self._final(cfg, c)
+            self.feature_channels = c
+            self.pool = None
+            if cfg.task == "graph" and cfg.pooling == "attention":
+                from torch_geometric.nn.aggr import AttentionalAggregation
+
+                self.pool = AttentionalAggregation(gate_nn=nn.Linear(c, 1))
+            self.head = nn.Linear(c, cfg.num_classes)
+            return
 
         layers: list[nn.Module] = []
         width = c
@@ -225,9 +261,7 @@ class GraphDeepGCN(nn.Module):
             width = block.out_channels
         self.layers = nn.ModuleList(layers)
         if res_plus:
-            self.final_norm = create_norm(cfg.norm, c)
-            self.final_act = create_act(cfg.act)
-            self.final_dropout = nn.Dropout(cfg.dropout)
+            self._final(cfg, c)
         self.feature_channels = width
         self.pool = None
         if cfg.task == "graph" and cfg.pooling == "attention":
@@ -235,6 +269,13 @@ class GraphDeepGCN(nn.Module):
 
             self.pool = AttentionalAggregation(gate_nn=nn.Linear(width, 1))
         self.head = nn.Linear(width, cfg.num_classes)
+
+    def _final(self, cfg: GraphModelConfig, c: int) -> None:
+        from pointseg.nn.mlp import create_act, create_norm
+
+        self.final_norm = create_norm(cfg.norm, c)
+        self.final_act = create_act(cfg.act)
+        self.final_dropout = nn.Dropout(cfg.dropout)
 
     def forward(
         self,
@@ -245,6 +286,10 @@ class GraphDeepGCN(nn.Module):
     ) -> Tensor:
         cfg = self.config
         h = self._encode(x)  # (N, C)
+        if cfg.block == "rev":
+            # The static graph of every F_i; raw edge features, projected inside each F_i.
+            graph = edge_index if cfg.edge_encoder == "none" else (edge_index, edge_attr)
+            return self._finish(self.layers(h, graph), batch)
         for i, layer in enumerate(self.layers):
             kw: dict[str, Any] = {}
             if self.edge_encoders is not None:
@@ -255,7 +300,11 @@ class GraphDeepGCN(nn.Module):
                 h, _ = layer(h, edge_index, **kw)  # a block returns (out, graph used)
             else:
                 h = layer(h, edge_index, **kw)  # the bare first conv of res+
-        if cfg.block == "res+":
+        return self._finish(h, batch)
+
+    def _finish(self, h: Tensor, batch: Tensor | None) -> Tensor:
+        cfg = self.config
+        if cfg.block in ("res+", "rev"):
             if self.final_norm is not None:
                 h = self.final_norm(h)
             h = self.final_dropout(self.final_act(h))
@@ -284,6 +333,63 @@ class GraphDeepGCN(nn.Module):
         return fn[self.config.pooling](h, batch)
 
 
+class _RevConv(nn.Module):
+    """The conv of one reversible group function: ``conv(h, graph)`` with the static graph
+    ``edge_index`` or ``(edge_index, edge_attr)``; ``edge_encoder`` (OGB BondEncoder) encodes the
+    raw edge features inside the group function, so it is trained through the reversible stack."""
+
+    def __init__(self, conv: nn.Module, edge_encoder: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv = conv
+        self.edge_encoder = edge_encoder
+
+    @property
+    def in_channels(self) -> int:
+        return self.conv.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.conv.out_channels
+
+    def reset_parameters(self) -> None:
+        self.conv.reset_parameters()
+        if self.edge_encoder is not None:
+            for m in self.edge_encoder.modules():
+                if m is not self.edge_encoder and hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+
+    def forward(self, h: Tensor, graph: Tensor | tuple[Tensor, Tensor]) -> Tensor:
+        if not isinstance(graph, tuple):
+            return self.conv(h, graph)  # (N, C/G)
+        edge_index, edge_attr = graph
+        if edge_attr is None:
+            raise ValueError("graph model: edge_encoder is set but no edge_attr was given")
+        if self.edge_encoder is not None:
+            edge_attr = self.edge_encoder(edge_attr)  # (E, C/G)
+        return self.conv(h, edge_index, edge_attr=edge_attr)
+
+
+def _rev_stack(cfg: GraphModelConfig, conv) -> nn.Module:
+    """RevGNN: `num_layers` grouped reversible blocks of `pointseg.nn.reversible` (static graph)."""
+    from pointseg.nn.mlp import create_act, create_norm
+    from pointseg.nn.reversible import GroupRevBlock, RevGCN, RevGraphFn
+
+    width = cfg.channels // cfg.groups
+
+    def fn() -> nn.Module:  # norm -> act -> shared-mask dropout -> conv (res+ order), C/G channels
+        enc = _ogb_encoder("BondEncoder", width) if cfg.edge_encoder == "bond" else None
+        return RevGraphFn(
+            _RevConv(conv(width, width), enc), create_norm(cfg.norm, width), create_act(cfg.act)
+        )
+
+    def block() -> GroupRevBlock:  # independently initialised group functions
+        return GroupRevBlock([fn() for _ in range(cfg.groups)])
+
+    if cfg.weight_tied:
+        return RevGCN(block(), num_layers=cfg.num_layers, dropout=cfg.dropout)
+    return RevGCN([block() for _ in range(cfg.num_layers)], dropout=cfg.dropout)
+
+
 def _ogb_encoder(name: str, channels: int) -> nn.Module:
     try:
         from pointseg.tasks.base import import_ogb
@@ -294,6 +400,22 @@ def _ogb_encoder(name: str, channels: int) -> nn.Module:
             f"the {name} needs the `ogb` package: pip install 'ogb==1.3.6' ({exc})"
         ) from None
     return getattr(mol_encoder, name)(channels)
+
+
+def count_parameters(cfg: GraphModelConfig) -> int:
+    """Exact parameter count of ``GraphDeepGCN(cfg)``, without building 1000 layers: from layer 2
+    on, every layer adds the same parameters (all blocks but "dense", whose width grows), so the
+    count is linear in depth; dense models and shallow ones are built (on the meta device)."""
+
+    def build(c: GraphModelConfig) -> int:
+        with torch.device("meta"):
+            return sum(p.numel() for p in GraphDeepGCN(c).parameters())
+
+    depth = cfg.num_layers
+    if cfg.block == "dense" or depth <= 3 or cfg.weight_tied:
+        return build(cfg)
+    p2, p3 = build(cfg.replace(num_layers=2)), build(cfg.replace(num_layers=3))
+    return p2 + (depth - 2) * (p3 - p2)
 
 
 # ------------------------------------------------------------------------------------ presets
@@ -326,7 +448,8 @@ def get_graph_config(name: str, **overrides: Any) -> GraphModelConfig:
 # Published settings (DESIGN §3; DeeperGCN reference code). Input widths are set from the data.
 register_graph_model(
     "resgen112_proteins",
-    "DeeperGCN ogbn-proteins: 112 res+ GENConv layers, 64 ch, softmax with learnable β, LayerNorm",
+    "DeeperGCN ogbn-proteins: 112 res+ GENConv layers, 64 ch, softmax with learnable β, LayerNorm, "
+    "edge features in every conv, 2-layer MLP",
     channels=64,
     num_layers=112,
     norm="layer",
@@ -335,6 +458,9 @@ register_graph_model(
     num_classes=112,
     aggr="softmax",
     learn_t=True,
+    mlp_layers=2,  # the reference code's default (--mlp_layers 2)
+    edge_encoder="linear",  # --conv_encode_edge: each GENConv projects the 8 edge features
+    edge_channels=8,
 )
 register_graph_model(
     "resgen28_arxiv",
@@ -378,4 +504,47 @@ register_graph_model(
     dropout=0.0,
     in_channels=50,
     num_classes=121,
+)
+# RevGNN (Li et al., ICML 2021) on ogbn-proteins, the published commands (DESIGN §3; train with
+# `--lr 0.001`, test with multi-view inference: 10 views of 3 random parts). Every GENConv uses the
+# 8 edge features (`--conv_encode_edge`), max aggregation, a 2-layer MLP, LayerNorm, 2 groups.
+_REVGNN_PROTEINS = dict(
+    block="rev",
+    groups=2,
+    aggr="max",
+    learn_t=False,
+    mlp_layers=2,
+    norm="layer",
+    in_channels=8,
+    num_classes=112,
+    edge_encoder="linear",
+    edge_channels=8,
+)
+register_graph_model(
+    "revgnn_deep_proteins",
+    "RevGNN-Deep ogbn-proteins: 1001 reversible GENConv layers, 80 ch, 2 groups, dropout 0.1 "
+    "(ROC-AUC 87.74 published)",
+    channels=80,
+    num_layers=1001,
+    dropout=0.1,
+    **_REVGNN_PROTEINS,
+)
+register_graph_model(
+    "revgnn_wide_proteins",
+    "RevGNN-Wide ogbn-proteins: 448 reversible GENConv layers, 224 ch, 2 groups, dropout 0.2 "
+    "(ROC-AUC 88.24 published)",
+    channels=224,
+    num_layers=448,
+    dropout=0.2,
+    **_REVGNN_PROTEINS,
+)
+register_graph_model(
+    "revgnn1001_tied",
+    "Weight-tied RevGNN, 1001 layers: RevGNN-Deep's settings with one block's weights shared by "
+    "every layer (parameters independent of depth)",
+    channels=80,
+    num_layers=1001,
+    dropout=0.1,
+    weight_tied=True,
+    **_REVGNN_PROTEINS,
 )

@@ -94,6 +94,9 @@ class Task:
     description: str = ""
     data_help: str = ""  # what --data must contain
     defaults: dict[str, Any] = {}  # TrainConfig values that differ from the S3DIS defaults
+    # Inference per split: (views, parts) = average the logits of `views` random node partitions
+    # into `parts` parts each (node tasks; DeeperGCN's multi-view inference). (1, 1): full graph.
+    inference: dict[str, tuple[int, int]] = {}
 
     # ---------------------------------------------------------------------------- data
     def load(self, root: Path) -> GraphData:  # pragma: no cover - abstract
@@ -149,6 +152,51 @@ class Task:
             getattr(graph, "batch", None),
         )
 
+    def predict(
+        self,
+        model: torch.nn.Module,
+        data: GraphData,
+        split: str,
+        *,
+        batch_size: int,
+        device: torch.device | str = "cpu",
+        views: int | None = None,
+        parts: int | None = None,
+        seed: int = 0,
+    ) -> tuple[Tensor, Tensor]:
+        """Logits and targets of every row of `split` (model in eval mode, no gradients, no global
+        RNG drawn): the batches of `batches`, one forward each. Node tasks can instead average
+        several random node partitions (`NodeTask.predict`); ``views`` / ``parts`` default to
+        ``inference[split]``."""
+        v, p = self.inference_setting(split, views, parts)
+        if (v, p) != (1, 1):
+            raise ConfigError(
+                f"{self.name}: multi-view / partitioned inference (views={v}, parts={p}) is for "
+                "node tasks only"
+            )
+        return self._predict_batches(model, data, split, batch_size=batch_size, device=device)
+
+    def _predict_batches(self, model, data, split, *, batch_size, device):
+        logits, ys = [], []
+        with torch.no_grad():
+            for batch in self.batches(data, split, batch_size=batch_size, generator=None):
+                lo = self.forward(model, batch.graph.to(device))
+                if batch.mask is not None:
+                    lo = lo[batch.mask.to(device)]
+                logits.append(lo.float().cpu())
+                ys.append(self.target(batch).cpu())
+        return torch.cat(logits), torch.cat(ys)
+
+    def inference_setting(
+        self, split: str, views: int | None = None, parts: int | None = None
+    ) -> tuple[int, int]:
+        """(views, parts) for `split`: the given values, else `inference[split]`, else (1, 1)."""
+        dv, dp = self.inference.get(split, (1, 1))
+        v, p = int(dv if views is None else views), int(dp if parts is None else parts)
+        if v < 1 or p < 1:
+            raise ConfigError(f"{self.name}: views and parts must be >= 1; got {v}, {p}")
+        return v, p
+
     # ---------------------------------------------------------------------------- objective
     def target(self, batch: Batch) -> Tensor:
         y = batch.graph.y
@@ -179,12 +227,72 @@ class Task:
 
 
 class NodeTask(Task):
-    """Node classification on one graph, full batch: every split is one step over the whole graph."""
+    """Node classification on one graph, full batch: every split is one step over the whole graph.
+
+    Inference (`predict`) runs the full graph, or, with ``views`` / ``parts`` (DeeperGCN's
+    multi-view inference on ogbn-proteins), averages the logits of ``views`` random partitions of
+    the nodes into ``parts`` parts, each part's induced subgraph run on its own (edges between parts
+    are dropped; averaging views gives every node several neighbourhoods). The partitions come from
+    a generator seeded with ``seed``: the result is deterministic for a seed.
+    """
 
     level = "node"
 
     def batches(self, data, split, *, batch_size, generator):
         return [Batch(data.splits[split], data.masks[split])]
+
+    def predict(
+        self, model, data, split, *, batch_size, device="cpu", views=None, parts=None, seed=0
+    ):
+        v, p = self.inference_setting(split, views, parts)
+        if (v, p) == (1, 1):
+            return self._predict_batches(model, data, split, batch_size=batch_size, device=device)
+        graph, mask = data.splits[split], data.masks[split]
+        with torch.no_grad():
+            logits = multiview_logits(
+                lambda g: self.forward(model, g.to(device)).float().cpu(), graph, v, p, seed
+            )
+        return logits[mask], self.target(Batch(graph, mask)).cpu()
+
+
+def random_partitions(num_nodes: int, parts: int, views: int, seed: int) -> list[list[Tensor]]:
+    """`views` random partitions of range(num_nodes) into `parts` parts (sorted node ids), drawn in
+    order from one generator seeded with `seed`: view v is the v-th `torch.randperm`, chunked."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return [
+        [c.sort().values for c in torch.randperm(num_nodes, generator=gen).chunk(parts)]
+        for _ in range(views)
+    ]
+
+
+def induced_subgraph(graph: Any, nodes: Tensor) -> Any:
+    """The subgraph of a PyG `Data` on `nodes` (sorted ids): x, y, edges inside, their edge_attr."""
+    from torch_geometric.data import Data
+    from torch_geometric.utils import subgraph
+
+    edge_attr = getattr(graph, "edge_attr", None)
+    ei, ea = subgraph(
+        nodes, graph.edge_index, edge_attr, relabel_nodes=True, num_nodes=graph.num_nodes
+    )
+    sub = Data(x=graph.x[nodes], edge_index=ei, y=graph.y[nodes])
+    if ea is not None:
+        sub.edge_attr = ea
+    return sub
+
+
+def multiview_logits(forward, graph: Any, views: int, parts: int, seed: int) -> Tensor:
+    """Mean over `views` random node partitions (`random_partitions`) of the logits of every node,
+    each part's induced subgraph run through ``forward(subgraph) -> (n_part, C)``."""
+    total: Tensor | None = None
+    for partition in random_partitions(graph.num_nodes, parts, views, seed):
+        out: Tensor | None = None
+        for nodes in partition:
+            lo = forward(induced_subgraph(graph, nodes))  # (n_part, C)
+            if out is None:
+                out = lo.new_empty((graph.num_nodes, *lo.shape[1:]))
+            out[nodes] = lo
+        total = out if total is None else total + out
+    return total / views
 
 
 class GraphLevelTask(Task):

@@ -7,10 +7,15 @@ with the pandas reader of `pointseg.tasks.ogbg` (no ogb dataset classes: see the
 As in DeeperGCN, the graph is made undirected (arxiv is a citation graph stored one way; proteins'
 edges are listed once and OGB adds the inverse). ogbn-proteins has no node features: a node's
 input is the mean of the 8-dimensional features of its incident edges (DeeperGCN's choice).
+Proteins' 8 edge features are kept as ``edge_attr`` (both directions) for models that use them
+(GENConv with ``edge_encoder: linear``, as DeeperGCN / RevGNN's ``--conv_encode_edge``).
 Training on proteins draws a fresh random partition of the nodes into `parts` parts every epoch
 and takes one step per part on its induced subgraph (from the seeded per-epoch generator, so
-resume stays exact); validation and test run on the full graph (DeeperGCN additionally averages
-several random partitions at test time — "multi-view" inference — which is not implemented here).
+resume stays exact). Inference on proteins is partitioned too (the full graph, 79 M directed
+edges, does not fit a deep model's messages): validation averages 1 view of 5 random parts
+(DeeperGCN's ``--valid_cluster_number 5``), the test split 10 views of 3 parts (RevGNN's multi-view
+test, ``--num_evals 10 --valid_cluster_number 3``); `pointseg eval --views V --parts P --seed S`
+overrides it (`NodeTask.predict`).
 Metrics: OGB's `Evaluator` (accuracy for arxiv, ROC-AUC for proteins).
 """
 
@@ -23,7 +28,7 @@ import torch
 
 from pointseg.errors import DataError
 from pointseg.tasks import register_task
-from pointseg.tasks.base import Batch, GraphData, NodeTask, import_ogb
+from pointseg.tasks.base import Batch, GraphData, NodeTask, import_ogb, induced_subgraph
 from pointseg.tasks.ogbg import _csv
 
 
@@ -62,10 +67,19 @@ def find_dataset(root: Path, name: str, needed: tuple[str, ...]) -> tuple[Path, 
 class OGBNodeTask(NodeTask):
     data_help = "<root>/ogbn_<name>/{raw,split} in OGB's raw csv layout"
 
-    def __init__(self, name: str, metric: str, multilabel: bool, parts: int, defaults: dict):
+    def __init__(
+        self,
+        name: str,
+        metric: str,
+        multilabel: bool,
+        parts: int,
+        defaults: dict,
+        inference: dict[str, tuple[int, int]] | None = None,
+    ):
         self.name, self.metric, self.multilabel, self.parts = name, metric, multilabel, parts
         self.description = f"OGB {name} node property prediction (official Evaluator)"
         self.defaults = defaults
+        self.inference = dict(inference or {})
 
     def load(self, root: Path) -> GraphData:
         from torch_geometric.data import Data
@@ -101,6 +115,8 @@ class OGBNodeTask(NodeTask):
             )
             masks[ours] = index_to_mask(idx, size=n)
         data = Data(x=x, edge_index=edge_index, y=y)
+        if proteins:
+            data.edge_attr = torch.cat([ef, ef])  # (E, 8), both directions
         num_classes = int(y.shape[1]) if proteins else int(y.max()) + 1
         return GraphData(
             splits={s: data for s in masks},
@@ -119,18 +135,12 @@ class OGBNodeTask(NodeTask):
     def batches(self, data, split, *, batch_size, generator):
         if split != "train" or self.parts <= 1 or generator is None:
             return super().batches(data, split, batch_size=batch_size, generator=generator)
-        from torch_geometric.data import Data
-        from torch_geometric.utils import subgraph
-
         g = data.splits[split]
         perm = torch.randperm(g.num_nodes, generator=generator)
-        out = []
-        for nodes in perm.chunk(self.parts):
-            nodes = nodes.sort().values
-            ei, _ = subgraph(nodes, g.edge_index, relabel_nodes=True, num_nodes=g.num_nodes)
-            sub = Data(x=g.x[nodes], edge_index=ei, y=g.y[nodes])
-            out.append(Batch(sub, data.masks[split][nodes]))
-        return out
+        return [
+            Batch(induced_subgraph(g, nodes), data.masks[split][nodes])
+            for nodes in (c.sort().values for c in perm.chunk(self.parts))
+        ]
 
     def score(self, logits, y) -> float:
         ev = _evaluator(self.name)
@@ -153,5 +163,6 @@ register_task(
     OGBNodeTask(
         "ogbn-proteins", "rocauc", True, 10,
         {**_COMMON, "model": "resgen112_proteins", "epochs": 1000, "lr": 0.01},
+        inference={"val": (1, 5), "test": (10, 3)},
     )
 )  # fmt: skip
