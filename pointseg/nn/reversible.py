@@ -248,10 +248,13 @@ def _sum(ts: list[torch.Tensor]) -> torch.Tensor:
 
 
 class _Replay:
-    """Per-forward record of a dynamic stack: ranks (drawn once), then checksums or kept graphs."""
+    """Per-forward record of a dynamic stack: ranks (drawn once), then checksums or kept graphs.
+
+    The ranks are stacked into ONE (L, G, k) tensor: 2·L separate (k,) tensors would cost ~0.5 KB
+    of tensor bookkeeping each, more than their 8·k bytes of data (measured at 1001 layers)."""
 
     def __init__(self, ranks: list[list[torch.Tensor]], keep: bool) -> None:
-        self.ranks = ranks  # [layer][group] (k,) int64
+        self.ranks = torch.stack([torch.stack(r) for r in ranks])  # (layer, group, k) int64
         self.keep = keep
         self.checksums: list[list[int | None]] = [[None] * len(r) for r in ranks]
         self.graphs: list[list[torch.Tensor | None]] = [[None] * len(r) for r in ranks]
@@ -274,6 +277,16 @@ class RevGCN(nn.Module):
         on_mismatch: "warn" or "raise" when a rebuilt graph differs from the forward's.
         memory_efficient: False runs the same computation with ordinary autograd (keeps every
             activation; the reference the reversible gradients are tested against).
+        accumulate_grads: True (default): the backward accumulates each block's parameter
+            gradients into ``p.grad`` as soon as that block is done (like
+            ``torch.utils.checkpoint(use_reentrant=True)``), so only one block's gradients exist
+            besides ``p.grad``. The stack is then for ``loss.backward()``:
+            ``torch.autograd.grad(loss, params)`` gets no parameter gradients from it (it raises, or
+            returns None with ``allow_unused``) and ``backward(inputs=...)`` still accumulates every
+            parameter of the stack. False returns all parameter gradients through autograd at the
+            end of the backward (works with ``torch.autograd.grad``; when ``p.grad`` already exists
+            — gradient accumulation, ``zero_grad(set_to_none=False)`` — all L layers' gradients
+            are then alive at once on top of it: one more copy of the parameters' bytes).
 
     ``forward(x, graph=None, return_graphs=False)``: x (…, C) → (…, C); with ``return_graphs``
     also returns the graphs used, ``[layer][group]`` (dynamic) — kept in memory, for inspection.
@@ -292,6 +305,7 @@ class RevGCN(nn.Module):
         keep_graphs: bool = True,
         on_mismatch: str = "warn",
         memory_efficient: bool = True,
+        accumulate_grads: bool = True,
     ) -> None:
         super().__init__()
         if isinstance(blocks, GroupRevBlock):
@@ -341,6 +355,7 @@ class RevGCN(nn.Module):
         self.keep_graphs = bool(keep_graphs)
         self.on_mismatch = on_mismatch
         self.memory_efficient = bool(memory_efficient)
+        self.accumulate_grads = bool(accumulate_grads)
         self.graph_mismatches = 0  # rebuilt graphs that differed from the forward's, cumulative
         self.last_mismatches: list[tuple[int, int]] = []  # (layer, group) of the last backward
 
@@ -486,7 +501,10 @@ class RevGCN(nn.Module):
         return h
 
     def _backward(self, y, dy, mask, replay, graph, params):
-        grads: dict[int, torch.Tensor | None] = {id(p): None for p in params}
+        """(dx, parameter gradients): None for every parameter with ``accumulate_grads``, whose
+        gradients are then added to ``p.grad`` block by block (never all layers' at once)."""
+        accumulate = self.accumulate_grads
+        grads: dict[int, torch.Tensor | None] = {} if accumulate else {id(p): None for p in params}
         self.last_mismatches = []
         for layer in reversed(range(self.num_layers)):
             block = self.block(layer)
@@ -503,18 +521,23 @@ class RevGCN(nn.Module):
                     x = torch.cat(xs, dim=-1).detach().requires_grad_(True)
                     ys = block.forward_groups(block.split(x), lambda i, h, _g=graphs: _g[i], mask)
                     bparams = [p for p in block.parameters() if p.requires_grad]
-                    out = torch.autograd.grad(
-                        torch.cat(ys, dim=-1), [x, *bparams], dy, allow_unused=True
-                    )
+                    if accumulate:  # into x.grad and p.grad (in place once p.grad exists)
+                        torch.autograd.backward(torch.cat(ys, dim=-1), dy, inputs=[x, *bparams])
+                        out = (x.grad,)
+                    else:
+                        out = torch.autograd.grad(
+                            torch.cat(ys, dim=-1), [x, *bparams], dy, allow_unused=True
+                        )
             dy = out[0]
-            for p, g in zip(bparams, out[1:], strict=True):
-                if g is not None:
-                    prev = grads[id(p)]
-                    grads[id(p)] = g if prev is None else prev + g
+            if not accumulate:
+                for p, g in zip(bparams, out[1:], strict=True):
+                    if g is not None:
+                        prev = grads[id(p)]
+                        grads[id(p)] = g if prev is None else prev + g
             y = x.detach()
-            del xs, ys, out
+            del xs, ys, out, x
         self._report_mismatches()
-        return dy, [grads[id(p)] for p in params]
+        return dy, [grads.get(id(p)) for p in params]
 
 
 class _RevStack(torch.autograd.Function):
