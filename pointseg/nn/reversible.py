@@ -250,14 +250,20 @@ def _sum(ts: list[torch.Tensor]) -> torch.Tensor:
 class _Replay:
     """Per-forward record of a dynamic stack: ranks (drawn once), then checksums or kept graphs.
 
-    The ranks are stacked into ONE (L, G, k) tensor: 2·L separate (k,) tensors would cost ~0.5 KB
-    of tensor bookkeeping each, more than their 8·k bytes of data (measured at 1001 layers)."""
+    Fixed-size tensors, allocated once per forward: the ranks (L, G, k), the checksums (L, G) and
+    the backward's mismatch flags (L, G). Per-layer Python objects (a (k,) tensor, an int, a
+    tuple per graph) would cost ~1.5 KB per layer of small allocations, more than their data
+    (measured at 448 layers: the step's memory then grew with depth)."""
 
-    def __init__(self, ranks: list[list[torch.Tensor]], keep: bool) -> None:
-        self.ranks = torch.stack([torch.stack(r) for r in ranks])  # (layer, group, k) int64
+    def __init__(self, ranks: torch.Tensor, keep: bool, record: bool = False) -> None:
+        self.ranks = ranks  # (layer, group, k) int64
         self.keep = keep
-        self.checksums: list[list[int | None]] = [[None] * len(r) for r in ranks]
-        self.graphs: list[list[torch.Tensor | None]] = [[None] * len(r) for r in ranks]
+        layers, groups = ranks.shape[:2]
+        self.checksums = torch.zeros(layers, groups, dtype=torch.long)
+        self.mismatched = torch.zeros(layers, groups, dtype=torch.bool)
+        self.graphs: list[list[torch.Tensor | None]] | None = (
+            [[None] * groups for _ in range(layers)] if keep or record else None
+        )
 
 
 class RevGCN(nn.Module):
@@ -357,12 +363,19 @@ class RevGCN(nn.Module):
         self.memory_efficient = bool(memory_efficient)
         self.accumulate_grads = bool(accumulate_grads)
         self.graph_mismatches = 0  # rebuilt graphs that differed from the forward's, cumulative
-        self.last_mismatches: list[tuple[int, int]] = []  # (layer, group) of the last backward
+        self._last_mismatched: torch.Tensor | None = None  # (layer, group) flags, last backward
 
     # ------------------------------------------------------------------ structure
     @property
     def num_layers(self) -> int:
         return len(self.layer_block)
+
+    @property
+    def last_mismatches(self) -> list[tuple[int, int]]:
+        """(layer, group) of the graphs the last backward rebuilt differently (0-based group)."""
+        if self._last_mismatched is None:
+            return []
+        return [(int(lay), int(g)) for lay, g in self._last_mismatched.nonzero().tolist()]
 
     @property
     def groups(self) -> int:
@@ -387,18 +400,16 @@ class RevGCN(nn.Module):
         )
 
     # ------------------------------------------------------------------ graphs
-    def draw_ranks(self) -> list[list[torch.Tensor]]:
-        """The stochastic-dilation choices of one forward: [layer][group] (k,) int64 ranks."""
-        training = self.training
-        return [
-            [
-                select_ranks(
-                    self.k, d, stochastic=self.stochastic, epsilon=self.epsilon, training=training
-                )
-                for _ in range(self.groups)
-            ]
-            for d in self.dilations
-        ]
+    def draw_ranks(self) -> torch.Tensor:
+        """The stochastic-dilation choices of one forward: (layer, group, k) int64 ranks."""
+        out = torch.empty(self.num_layers, self.groups, self.k, dtype=torch.long)
+        for layer, d in enumerate(self.dilations):
+            for g in range(self.groups):
+                out[layer, g] = select_ranks(
+                    self.k, d, stochastic=self.stochastic, epsilon=self.epsilon,
+                    training=self.training,
+                )  # fmt: skip
+        return out
 
     def build_graph(self, h: torch.Tensor, ranks: torch.Tensor) -> torch.Tensor:
         """Dense dilated kNN of a group input h (B, N, C/G) at the given ranks → (B, N, k)."""
@@ -418,19 +429,19 @@ class RevGCN(nn.Module):
                     small = h.shape[-2] <= torch.iinfo(torch.int16).max
                     replay.graphs[layer][i] = idx.to(torch.int16 if small else torch.int32)
                 else:
-                    replay.checksums[layer][i] = graph_checksum(idx)
+                    replay.checksums[layer, i] = graph_checksum(idx)
             elif phase == "backward":
-                if graph_checksum(idx) != replay.checksums[layer][i]:
-                    self._mismatch(layer, i)
+                if graph_checksum(idx) != int(replay.checksums[layer, i]):
+                    self._mismatch(layer, i, replay)
             else:  # "record": ordinary autograd / eval, keep the int64 graphs for the caller
                 replay.graphs[layer][i] = idx
             return idx
 
         return graph_of
 
-    def _mismatch(self, layer: int, group: int) -> None:
+    def _mismatch(self, layer: int, group: int, replay: _Replay) -> None:
         self.graph_mismatches += 1
-        self.last_mismatches.append((layer, group))
+        replay.mismatched[layer, group] = True
         if self.on_mismatch == "raise":
             raise GraphMismatchError(
                 f"RevGCN: the kNN graph of layer {layer}, group {group + 1} rebuilt in backward "
@@ -441,6 +452,8 @@ class RevGCN(nn.Module):
 
     def _report_mismatches(self) -> None:
         """One warning per backward naming how many graphs differed, and the first ones."""
+        if self._last_mismatched is None or not bool(self._last_mismatched.any()):
+            return
         found = self.last_mismatches
         if not found:
             return
@@ -478,9 +491,16 @@ class RevGCN(nn.Module):
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or bool(params))
         if self.memory_efficient and needs_grad and not return_graphs:
             replay = None if ranks is None else _Replay(ranks, self.keep_graphs)
+            if self.accumulate_grads:
+                # The parameters are not inputs of the node (their gradients go to p.grad inside
+                # its backward): as inputs, each would get an AccumulateGrad node for the step,
+                # ~0.3 KB per parameter tensor (measured at 1001 layers). An empty leaf makes
+                # the output require grad when x does not.
+                anchor = () if x.requires_grad else (x.new_empty(0).requires_grad_(),)
+                return _RevStack.apply(self, replay, graph, x, mask, *anchor)
             return _RevStack.apply(self, replay, graph, x, mask, *params)
         # Ordinary autograd (reference / eval / no grad): same ops, graphs kept when asked.
-        replay = None if ranks is None else _Replay(ranks, False)
+        replay = None if ranks is None else _Replay(ranks, False, record=True)
         h = x
         for layer in range(self.num_layers):
             block = self.block(layer)
@@ -501,11 +521,12 @@ class RevGCN(nn.Module):
         return h
 
     def _backward(self, y, dy, mask, replay, graph, params):
-        """(dx, parameter gradients): None for every parameter with ``accumulate_grads``, whose
-        gradients are then added to ``p.grad`` block by block (never all layers' at once)."""
+        """(dx, gradients of `params`, the node's extra inputs): with ``accumulate_grads`` the
+        extra inputs are not the parameters (at most an empty anchor, gradient None) and the
+        parameters' gradients are added to ``p.grad`` block by block (never all layers' at once)."""
         accumulate = self.accumulate_grads
         grads: dict[int, torch.Tensor | None] = {} if accumulate else {id(p): None for p in params}
-        self.last_mismatches = []
+        self._last_mismatched = None if replay is None else replay.mismatched
         for layer in reversed(range(self.num_layers)):
             block = self.block(layer)
             graphs: list = [None] * block.groups
@@ -541,7 +562,10 @@ class RevGCN(nn.Module):
 
 
 class _RevStack(torch.autograd.Function):
-    """y = RevGCN layers(x) saving only y (and the mask); backward inverts block by block."""
+    """y = RevGCN layers(x) saving only y (and the mask); backward inverts block by block.
+
+    Extra inputs: the parameters (``accumulate_grads=False``: their gradients are returned), or
+    none / an empty anchor (``accumulate_grads``: gradients go to ``p.grad`` in backward)."""
 
     @staticmethod
     def forward(ctx, stack: RevGCN, replay, graph, x, mask, *params):  # type: ignore[override]

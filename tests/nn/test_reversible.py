@@ -418,3 +418,14 @@ def test_returned_grads_work_with_torch_autograd_grad_and_accumulated_do_not_pre
     torch.manual_seed(1)
     with pytest.raises(RuntimeError, match="not have been used"):
         torch.autograd.grad(acc(_x(2)).square().sum(), list(acc.parameters()))
+
+
+def test_parameters_get_gradients_when_the_input_needs_none():
+    # accumulate_grads: the parameters are not inputs of the autograd node; an empty anchor makes
+    # the output require grad anyway, and the gradients equal ordinary autograd's
+    rev = _stack(layers=3, stochastic=True, epsilon=0.5).train()
+    ref = copy.deepcopy(rev)
+    ref.memory_efficient = False
+    _run(rev, _x(6, requires_grad=False), seed=1)
+    _run(ref, _x(6, requires_grad=False), seed=1)
+    _assert_same_grads(rev, ref)
