@@ -48,7 +48,7 @@ RevGCN-112. Prints a table, writes ``memory_depth.png`` / ``memory_depth.md`` ne
 issue's first-step definition (``first_step``), the bookkeeping bytes per parameter tensor and
 the raw numbers. Times are wall-clock of step 1 (noisy on a shared machine).
 
-    python benchmarks/memory_depth.py                 # full table (~6-9 min on 2 cores)
+    python benchmarks/memory_depth.py                 # full table (11.5 min on 2 loaded cores)
     python benchmarks/memory_depth.py --depths 7 28 --models rev res   # quick look
 """
 

@@ -13,7 +13,13 @@ with one function module F_i per group (independently initialised copies). Its e
 keeps only the stack's output; backward walks the blocks from the last to the first, rebuilds each
 block's input from its output with the inverse, recomputes the block with autograd and
 differentiates it. No block input survives the forward, so activation memory is O(N·D) whatever L
-(measured in ``benchmarks/memory_depth.py``).
+(measured in ``benchmarks/memory_depth.py``). Each block's parameter gradients are added to
+``p.grad`` as soon as that block is differentiated (``accumulate_grads=True``, the default, as in
+``torch.utils.checkpoint(use_reentrant=True)``): the parameters are not inputs of the node, so a
+step creates no per-parameter autograd state and never holds all L layers' gradients besides
+``p.grad``; ``accumulate_grads=False`` returns them through autograd (for
+``torch.autograd.grad``). The per-forward record (ranks, checksums) is a few fixed-size tensors,
+not per-layer Python objects, so nothing in a step grows with depth but the parameters.
 
 Graphs. Each F_i gets a graph A_i:
 - **static** (dense ``idx (B, N, k)`` or sparse ``edge_index (2, E)``, anything the F modules take):
