@@ -18,7 +18,7 @@ differentiates it. No block input survives the forward, so activation memory is 
 ``torch.utils.checkpoint(use_reentrant=True)``): the parameters are not inputs of the node, so a
 step creates no per-parameter autograd state and never holds all L layers' gradients besides
 ``p.grad``; ``accumulate_grads=False`` returns them through autograd (for
-``torch.autograd.grad``). The per-forward record (ranks, checksums) is a few fixed-size tensors,
+``torch.autograd.grad``), and so does a weight-tied stack (one block's gradients). The per-forward record (ranks, checksums) is a few fixed-size tensors,
 not per-layer Python objects, so nothing in a step grows with depth but the parameters.
 
 Graphs. Each F_i gets a graph A_i:
@@ -299,6 +299,8 @@ class RevGCN(nn.Module):
             end of the backward (works with ``torch.autograd.grad``; when ``p.grad`` already exists
             — gradient accumulation, ``zero_grad(set_to_none=False)`` — all L layers' gradients
             are then alive at once on top of it: one more copy of the parameters' bytes).
+            Weight-tied stacks always return theirs (one block's, whatever L), so each parameter
+            gets one gradient per backward (DDP refuses a parameter marked ready twice).
 
     ``forward(x, graph=None, return_graphs=False)``: x (…, C) → (…, C); with ``return_graphs``
     also returns the graphs used, ``[layer][group]`` (dynamic) — kept in memory, for inspection.
@@ -375,6 +377,14 @@ class RevGCN(nn.Module):
     @property
     def num_layers(self) -> int:
         return len(self.layer_block)
+
+    @property
+    def accumulating(self) -> bool:
+        """Whether the backward adds parameter gradients to ``p.grad`` itself: with
+        ``accumulate_grads`` and untied blocks. A weight-tied stack returns its gradients (those of
+        one block, whatever L: nothing depth-sized), so that each parameter gets one gradient per
+        backward (DDP's hooks refuse a parameter marked ready twice)."""
+        return self.accumulate_grads and not self.weight_tied
 
     @property
     def last_mismatches(self) -> list[tuple[int, int]]:
@@ -497,7 +507,7 @@ class RevGCN(nn.Module):
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or bool(params))
         if self.memory_efficient and needs_grad and not return_graphs:
             replay = None if ranks is None else _Replay(ranks, self.keep_graphs)
-            if self.accumulate_grads:
+            if self.accumulating:
                 # The parameters are not inputs of the node (their gradients go to p.grad inside
                 # its backward): as inputs, each would get an AccumulateGrad node for the step,
                 # ~0.3 KB per parameter tensor (measured at 1001 layers). An empty leaf makes
@@ -526,11 +536,10 @@ class RevGCN(nn.Module):
             h = torch.cat(block.forward_groups(block.split(h), graph_of, mask), dim=-1)
         return h
 
-    def _backward(self, y, dy, mask, replay, graph, params):
-        """(dx, gradients of `params`, the node's extra inputs): with ``accumulate_grads`` the
+    def _backward(self, y, dy, mask, replay, graph, params, accumulate: bool):
+        """(dx, gradients of `params`, the node's extra inputs): with `accumulate` the
         extra inputs are not the parameters (at most an empty anchor, gradient None) and the
         parameters' gradients are added to ``p.grad`` block by block (never all layers' at once)."""
-        accumulate = self.accumulate_grads
         grads: dict[int, torch.Tensor | None] = {} if accumulate else {id(p): None for p in params}
         self._last_mismatched = None if replay is None else replay.mismatched
         for layer in reversed(range(self.num_layers)):
@@ -580,10 +589,12 @@ class _RevStack(torch.autograd.Function):
         ctx.stack, ctx.replay, ctx.graph = stack, replay, graph
         ctx.save_for_backward(y, mask)
         ctx.params = params
+        ctx.accumulate = stack.accumulating  # as decided in RevGCN.forward
         return y
 
     @staticmethod
     def backward(ctx, dy):  # type: ignore[override]
         y, mask = ctx.saved_tensors
-        dx, grads = ctx.stack._backward(y, dy, mask, ctx.replay, ctx.graph, ctx.params)
+        stack = ctx.stack
+        dx, grads = stack._backward(y, dy, mask, ctx.replay, ctx.graph, ctx.params, ctx.accumulate)
         return None, None, None, dx, None, *grads
