@@ -143,7 +143,9 @@ def test_batch_must_split_evenly_over_processes(tmp_path):
         T.Trainer(cfg, D.DistInfo(rank=0, world_size=2))
 
 
-@pytest.mark.parametrize("model", ["revgcn4_tiny", "revgcn4_tiny_wt"])
+@pytest.mark.parametrize(
+    "model", ["revgcn4_tiny", pytest.param("revgcn4_tiny_wt", marks=pytest.mark.slow)]
+)
 def test_two_process_ddp_reversible_matches_single_process(model, tmp_path):
     # RevGCN adds each block's parameter gradients to p.grad inside its backward (untied), or
     # returns them (weight-tied): DDP's gradient hooks and end-of-backward reduction must still
