@@ -154,6 +154,15 @@ class GraphTrainer(Trainer):
             set_rng_state(restored)
         self.model.train()
         try:
+            if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                # Resumed at its limit (the saved config keeps max_steps): no step beyond it.
+                print(
+                    f"max_steps={cfg.max_steps} already reached (step {self.step} in "
+                    f"{self.run_dir / 'last.pt'}); nothing to train: continue with --resume "
+                    "--max-steps N (N > the current step) or --set max_steps=null",
+                    file=sys.stderr,
+                )
+                return self.run_dir
             with _StopSignals() as stop:
                 while self.epoch < cfg.epochs:
                     gen = torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch)

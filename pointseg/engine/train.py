@@ -1115,6 +1115,17 @@ class Trainer:
             set_rng_state(restored)  # last thing before the loop: nothing may draw in between
         self.model.train()
         try:
+            if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                # Resumed at its limit (the saved config keeps max_steps): the loop below would take
+                # one step before checking it.
+                if info.is_main:
+                    print(
+                        f"max_steps={cfg.max_steps} already reached (step {self.step} in "
+                        f"{self.run_dir / 'last.pt'}); nothing to train: continue with --resume "
+                        "--max-steps N (N > the current step) or --set max_steps=null",
+                        file=sys.stderr,
+                    )
+                return self.run_dir
             with _StopSignals() as stop:
                 while self.epoch < cfg.epochs:
                     sampler.set_epoch(self.epoch)

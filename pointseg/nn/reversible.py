@@ -13,7 +13,13 @@ with one function module F_i per group (independently initialised copies). Its e
 keeps only the stack's output; backward walks the blocks from the last to the first, rebuilds each
 block's input from its output with the inverse, recomputes the block with autograd and
 differentiates it. No block input survives the forward, so activation memory is O(N·D) whatever L
-(measured in ``benchmarks/memory_depth.py``).
+(measured in ``benchmarks/memory_depth.py``). Each block's parameter gradients are added to
+``p.grad`` as soon as that block is differentiated (``accumulate_grads=True``, the default, as in
+``torch.utils.checkpoint(use_reentrant=True)``): the parameters are not inputs of the node, so a
+step creates no per-parameter autograd state and never holds all L layers' gradients besides
+``p.grad``; ``accumulate_grads=False`` returns them through autograd (for
+``torch.autograd.grad``), and so does a weight-tied stack (one block's gradients). The per-forward record (ranks, checksums) is a few fixed-size tensors,
+not per-layer Python objects, so nothing in a step grows with depth but the parameters.
 
 Graphs. Each F_i gets a graph A_i:
 - **static** (dense ``idx (B, N, k)`` or sparse ``edge_index (2, E)``, anything the F modules take):
@@ -248,13 +254,22 @@ def _sum(ts: list[torch.Tensor]) -> torch.Tensor:
 
 
 class _Replay:
-    """Per-forward record of a dynamic stack: ranks (drawn once), then checksums or kept graphs."""
+    """Per-forward record of a dynamic stack: ranks (drawn once), then checksums or kept graphs.
 
-    def __init__(self, ranks: list[list[torch.Tensor]], keep: bool) -> None:
-        self.ranks = ranks  # [layer][group] (k,) int64
+    Fixed-size tensors, allocated once per forward: the ranks (L, G, k), the checksums (L, G) and
+    the backward's mismatch flags (L, G). Per-layer Python objects (a (k,) tensor, an int, a
+    tuple per graph) would cost ~1.5 KB per layer of small allocations, more than their data
+    (measured at 448 layers: the step's memory then grew with depth)."""
+
+    def __init__(self, ranks: torch.Tensor, keep: bool, record: bool = False) -> None:
+        self.ranks = ranks  # (layer, group, k) int64
         self.keep = keep
-        self.checksums: list[list[int | None]] = [[None] * len(r) for r in ranks]
-        self.graphs: list[list[torch.Tensor | None]] = [[None] * len(r) for r in ranks]
+        layers, groups = ranks.shape[:2]
+        self.checksums = torch.zeros(layers, groups, dtype=torch.long)
+        self.mismatched = torch.zeros(layers, groups, dtype=torch.bool)
+        self.graphs: list[list[torch.Tensor | None]] | None = (
+            [[None] * groups for _ in range(layers)] if keep or record else None
+        )
 
 
 class RevGCN(nn.Module):
@@ -274,6 +289,18 @@ class RevGCN(nn.Module):
         on_mismatch: "warn" or "raise" when a rebuilt graph differs from the forward's.
         memory_efficient: False runs the same computation with ordinary autograd (keeps every
             activation; the reference the reversible gradients are tested against).
+        accumulate_grads: True (default): the backward accumulates each block's parameter
+            gradients into ``p.grad`` as soon as that block is done (like
+            ``torch.utils.checkpoint(use_reentrant=True)``), so only one block's gradients exist
+            besides ``p.grad``. The stack is then for ``loss.backward()``:
+            ``torch.autograd.grad(loss, params)`` gets no parameter gradients from it (it raises, or
+            returns None with ``allow_unused``) and ``backward(inputs=...)`` still accumulates every
+            parameter of the stack. False returns all parameter gradients through autograd at the
+            end of the backward (works with ``torch.autograd.grad``; when ``p.grad`` already exists
+            — gradient accumulation, ``zero_grad(set_to_none=False)`` — all L layers' gradients
+            are then alive at once on top of it: one more copy of the parameters' bytes).
+            Weight-tied stacks always return theirs (one block's, whatever L), so each parameter
+            gets one gradient per backward (DDP refuses a parameter marked ready twice).
 
     ``forward(x, graph=None, return_graphs=False)``: x (…, C) → (…, C); with ``return_graphs``
     also returns the graphs used, ``[layer][group]`` (dynamic) — kept in memory, for inspection.
@@ -292,6 +319,7 @@ class RevGCN(nn.Module):
         keep_graphs: bool = True,
         on_mismatch: str = "warn",
         memory_efficient: bool = True,
+        accumulate_grads: bool = True,
     ) -> None:
         super().__init__()
         if isinstance(blocks, GroupRevBlock):
@@ -341,13 +369,29 @@ class RevGCN(nn.Module):
         self.keep_graphs = bool(keep_graphs)
         self.on_mismatch = on_mismatch
         self.memory_efficient = bool(memory_efficient)
+        self.accumulate_grads = bool(accumulate_grads)
         self.graph_mismatches = 0  # rebuilt graphs that differed from the forward's, cumulative
-        self.last_mismatches: list[tuple[int, int]] = []  # (layer, group) of the last backward
+        self._last_mismatched: torch.Tensor | None = None  # (layer, group) flags, last backward
 
     # ------------------------------------------------------------------ structure
     @property
     def num_layers(self) -> int:
         return len(self.layer_block)
+
+    @property
+    def accumulating(self) -> bool:
+        """Whether the backward adds parameter gradients to ``p.grad`` itself: with
+        ``accumulate_grads`` and untied blocks. A weight-tied stack returns its gradients (those of
+        one block, whatever L: nothing depth-sized), so that each parameter gets one gradient per
+        backward (DDP's hooks refuse a parameter marked ready twice)."""
+        return self.accumulate_grads and not self.weight_tied
+
+    @property
+    def last_mismatches(self) -> list[tuple[int, int]]:
+        """(layer, group) of the graphs the last backward rebuilt differently (0-based group)."""
+        if self._last_mismatched is None:
+            return []
+        return [(int(lay), int(g)) for lay, g in self._last_mismatched.nonzero().tolist()]
 
     @property
     def groups(self) -> int:
@@ -372,18 +416,16 @@ class RevGCN(nn.Module):
         )
 
     # ------------------------------------------------------------------ graphs
-    def draw_ranks(self) -> list[list[torch.Tensor]]:
-        """The stochastic-dilation choices of one forward: [layer][group] (k,) int64 ranks."""
-        training = self.training
-        return [
-            [
-                select_ranks(
-                    self.k, d, stochastic=self.stochastic, epsilon=self.epsilon, training=training
-                )
-                for _ in range(self.groups)
-            ]
-            for d in self.dilations
-        ]
+    def draw_ranks(self) -> torch.Tensor:
+        """The stochastic-dilation choices of one forward: (layer, group, k) int64 ranks."""
+        out = torch.empty(self.num_layers, self.groups, self.k, dtype=torch.long)
+        for layer, d in enumerate(self.dilations):
+            for g in range(self.groups):
+                out[layer, g] = select_ranks(
+                    self.k, d, stochastic=self.stochastic, epsilon=self.epsilon,
+                    training=self.training,
+                )  # fmt: skip
+        return out
 
     def build_graph(self, h: torch.Tensor, ranks: torch.Tensor) -> torch.Tensor:
         """Dense dilated kNN of a group input h (B, N, C/G) at the given ranks → (B, N, k)."""
@@ -403,19 +445,19 @@ class RevGCN(nn.Module):
                     small = h.shape[-2] <= torch.iinfo(torch.int16).max
                     replay.graphs[layer][i] = idx.to(torch.int16 if small else torch.int32)
                 else:
-                    replay.checksums[layer][i] = graph_checksum(idx)
+                    replay.checksums[layer, i] = graph_checksum(idx)
             elif phase == "backward":
-                if graph_checksum(idx) != replay.checksums[layer][i]:
-                    self._mismatch(layer, i)
+                if graph_checksum(idx) != int(replay.checksums[layer, i]):
+                    self._mismatch(layer, i, replay)
             else:  # "record": ordinary autograd / eval, keep the int64 graphs for the caller
                 replay.graphs[layer][i] = idx
             return idx
 
         return graph_of
 
-    def _mismatch(self, layer: int, group: int) -> None:
+    def _mismatch(self, layer: int, group: int, replay: _Replay) -> None:
         self.graph_mismatches += 1
-        self.last_mismatches.append((layer, group))
+        replay.mismatched[layer, group] = True
         if self.on_mismatch == "raise":
             raise GraphMismatchError(
                 f"RevGCN: the kNN graph of layer {layer}, group {group + 1} rebuilt in backward "
@@ -426,6 +468,8 @@ class RevGCN(nn.Module):
 
     def _report_mismatches(self) -> None:
         """One warning per backward naming how many graphs differed, and the first ones."""
+        if self._last_mismatched is None or not bool(self._last_mismatched.any()):
+            return
         found = self.last_mismatches
         if not found:
             return
@@ -463,9 +507,16 @@ class RevGCN(nn.Module):
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or bool(params))
         if self.memory_efficient and needs_grad and not return_graphs:
             replay = None if ranks is None else _Replay(ranks, self.keep_graphs)
+            if self.accumulating:
+                # The parameters are not inputs of the node (their gradients go to p.grad inside
+                # its backward): as inputs, each would get an AccumulateGrad node for the step,
+                # ~0.3 KB per parameter tensor (measured at 1001 layers). An empty leaf makes
+                # the output require grad when x does not.
+                anchor = () if x.requires_grad else (x.new_empty(0).requires_grad_(),)
+                return _RevStack.apply(self, replay, graph, x, mask, *anchor)
             return _RevStack.apply(self, replay, graph, x, mask, *params)
         # Ordinary autograd (reference / eval / no grad): same ops, graphs kept when asked.
-        replay = None if ranks is None else _Replay(ranks, False)
+        replay = None if ranks is None else _Replay(ranks, False, record=True)
         h = x
         for layer in range(self.num_layers):
             block = self.block(layer)
@@ -485,9 +536,12 @@ class RevGCN(nn.Module):
             h = torch.cat(block.forward_groups(block.split(h), graph_of, mask), dim=-1)
         return h
 
-    def _backward(self, y, dy, mask, replay, graph, params):
-        grads: dict[int, torch.Tensor | None] = {id(p): None for p in params}
-        self.last_mismatches = []
+    def _backward(self, y, dy, mask, replay, graph, params, accumulate: bool):
+        """(dx, gradients of `params`, the node's extra inputs): with `accumulate` the
+        extra inputs are not the parameters (at most an empty anchor, gradient None) and the
+        parameters' gradients are added to ``p.grad`` block by block (never all layers' at once)."""
+        grads: dict[int, torch.Tensor | None] = {} if accumulate else {id(p): None for p in params}
+        self._last_mismatched = None if replay is None else replay.mismatched
         for layer in reversed(range(self.num_layers)):
             block = self.block(layer)
             graphs: list = [None] * block.groups
@@ -503,22 +557,30 @@ class RevGCN(nn.Module):
                     x = torch.cat(xs, dim=-1).detach().requires_grad_(True)
                     ys = block.forward_groups(block.split(x), lambda i, h, _g=graphs: _g[i], mask)
                     bparams = [p for p in block.parameters() if p.requires_grad]
-                    out = torch.autograd.grad(
-                        torch.cat(ys, dim=-1), [x, *bparams], dy, allow_unused=True
-                    )
+                    if accumulate:  # into x.grad and p.grad (in place once p.grad exists)
+                        torch.autograd.backward(torch.cat(ys, dim=-1), dy, inputs=[x, *bparams])
+                        out = (x.grad,)
+                    else:
+                        out = torch.autograd.grad(
+                            torch.cat(ys, dim=-1), [x, *bparams], dy, allow_unused=True
+                        )
             dy = out[0]
-            for p, g in zip(bparams, out[1:], strict=True):
-                if g is not None:
-                    prev = grads[id(p)]
-                    grads[id(p)] = g if prev is None else prev + g
+            if not accumulate:
+                for p, g in zip(bparams, out[1:], strict=True):
+                    if g is not None:
+                        prev = grads[id(p)]
+                        grads[id(p)] = g if prev is None else prev + g
             y = x.detach()
-            del xs, ys, out
+            del xs, ys, out, x
         self._report_mismatches()
-        return dy, [grads[id(p)] for p in params]
+        return dy, [grads.get(id(p)) for p in params]
 
 
 class _RevStack(torch.autograd.Function):
-    """y = RevGCN layers(x) saving only y (and the mask); backward inverts block by block."""
+    """y = RevGCN layers(x) saving only y (and the mask); backward inverts block by block.
+
+    Extra inputs: the parameters (``accumulate_grads=False``: their gradients are returned), or
+    none / an empty anchor (``accumulate_grads``: gradients go to ``p.grad`` in backward)."""
 
     @staticmethod
     def forward(ctx, stack: RevGCN, replay, graph, x, mask, *params):  # type: ignore[override]
@@ -527,10 +589,12 @@ class _RevStack(torch.autograd.Function):
         ctx.stack, ctx.replay, ctx.graph = stack, replay, graph
         ctx.save_for_backward(y, mask)
         ctx.params = params
+        ctx.accumulate = stack.accumulating  # as decided in RevGCN.forward
         return y
 
     @staticmethod
     def backward(ctx, dy):  # type: ignore[override]
         y, mask = ctx.saved_tensors
-        dx, grads = ctx.stack._backward(y, dy, mask, ctx.replay, ctx.graph, ctx.params)
+        stack = ctx.stack
+        dx, grads = stack._backward(y, dy, mask, ctx.replay, ctx.graph, ctx.params, ctx.accumulate)
         return None, None, None, dx, None, *grads

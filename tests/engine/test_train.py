@@ -381,6 +381,23 @@ def test_cli_train_then_resume_with_more_epochs(blocks, tmp_path, capsys):
     assert yaml.safe_load((tmp_path / "c" / "config.yaml").read_text())["epochs"] == 2
 
 
+def test_resume_at_max_steps_takes_no_extra_step(blocks, tmp_path, capsys):
+    # The run's saved config keeps max_steps=4: resuming it as is must not train a 5th step, and
+    # raising max_steps continues from step 4.
+    argv = ["train", "s3dis", "--blocks", str(blocks), "--model", "resgcn4_tiny", "--out", str(tmp_path), "--run", "m",
+            "--epochs", "2", "--batch-size", "4", "--threads", "1", "--no-progress", "--no-tensorboard"]  # fmt: skip
+    assert main([*argv, "--max-steps", "4"]) == 0
+    cut = state(tmp_path / "m")
+    capsys.readouterr()
+    rc, err = cli([*argv, "--resume"], capsys)
+    again = state(tmp_path / "m")
+    assert rc == 0 and again["step"] == cut["step"] == 4 and len(again["steps"]) == 4
+    assert_same_weights(cut["model"], again["model"])
+    assert "max_steps=4 already reached" in err and "max_steps=" in err
+    assert main([*argv, "--resume", "--max-steps", "5"]) == 0
+    assert state(tmp_path / "m")["step"] == 5
+
+
 # ---------------------------------------------------------------------------------- signals
 
 

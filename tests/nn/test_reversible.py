@@ -356,3 +356,77 @@ def test_float32_kept_graphs_match_ordinary_gradients_where_rebuilt_graphs_flip(
     assert flips_kept == 0 and off(kept) < 0.01
     if flips:  # the warning's claim: a flipped graph corrupts the reconstruction below it
         assert off(rebuilt) > off(kept)
+
+
+# ------------------------------------------------------------------ parameter-gradient delivery
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_accumulated_grads_equal_returned_grads_and_add_to_existing_grads(tied):
+    # accumulate_grads (default) adds each block's gradients to p.grad inside the backward;
+    # accumulate_grads=False returns them through autograd. Same numbers, also on top of an
+    # existing .grad (two backward passes = gradient accumulation). Weight-tied stacks always
+    # return their gradients (each parameter gets one per backward, as DDP requires).
+    if tied:
+        torch.manual_seed(0)
+        acc = RevGCN(_block(pre_act=True), num_layers=4, k=K, dilations=[1, 2, 1, 3])
+    else:
+        acc = _stack(stochastic=True, epsilon=0.5, dropout=0.25)
+    acc.train()
+    ret = copy.deepcopy(acc)
+    ret.accumulate_grads = False
+    ref = copy.deepcopy(acc)  # ordinary autograd, from the same initial state
+    ref.memory_efficient = False
+    assert acc.accumulating is not tied and not ret.accumulating
+    for seed in (3, 4):  # the second pass accumulates into the first one's .grad
+        x1, x2 = _x(seed), _x(seed)
+        _run(acc, x1, seed=seed)
+        _run(ret, x2, seed=seed)
+        torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-10, atol=1e-10)
+        _assert_same_grads(acc, ret)
+    # and both equal ordinary autograd's two-pass sum
+    for seed in (3, 4):
+        _run(ref, _x(seed), seed=seed)
+    _assert_same_grads(acc, ref)
+
+
+def test_each_block_gradients_reach_p_grad_before_the_next_block_is_recomputed():
+    # No depth-sized buffer of gradients: when the backward recomputes block 0 (the last one it
+    # visits), the gradients of block L−1 are already in p.grad. With accumulate_grads=False they
+    # only arrive after the whole stack's backward (all L layers' gradients alive at once).
+    seen = {}
+    for accumulate in (True, False):
+        rev = _stack(layers=4, accumulate_grads=accumulate).train()
+        last = list(rev.blocks[-1].parameters())
+
+        def hook(module, args, _acc=accumulate, _last=last):
+            if torch.is_grad_enabled():  # the recompute (the forward runs under no_grad)
+                seen[_acc] = all(p.grad is not None for p in _last)
+
+        rev.blocks[0].fns[0].register_forward_pre_hook(hook)
+        _run(rev, _x(1), seed=2)
+    assert seen == {True: True, False: False}
+
+
+def test_returned_grads_work_with_torch_autograd_grad_and_accumulated_do_not_pretend_to():
+    ret = _stack(layers=3, accumulate_grads=False).train()
+    params = list(ret.parameters())
+    torch.manual_seed(1)
+    g = torch.autograd.grad(ret(_x(2)).square().sum(), params)
+    assert all(t is not None for t in g) and all(p.grad is None for p in params)
+    acc = copy.deepcopy(ret)
+    acc.accumulate_grads = True
+    torch.manual_seed(1)
+    with pytest.raises(RuntimeError, match="not have been used"):
+        torch.autograd.grad(acc(_x(2)).square().sum(), list(acc.parameters()))
+
+
+def test_parameters_get_gradients_when_the_input_needs_none():
+    # accumulate_grads: the parameters are not inputs of the autograd node; an empty anchor makes
+    # the output require grad anyway, and the gradients equal ordinary autograd's
+    rev = _stack(layers=3, stochastic=True, epsilon=0.5).train()
+    ref = copy.deepcopy(rev)
+    ref.memory_efficient = False
+    _run(rev, _x(6, requires_grad=False), seed=1)
+    _run(ref, _x(6, requires_grad=False), seed=1)
+    _assert_same_grads(rev, ref)
