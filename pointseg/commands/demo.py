@@ -102,7 +102,8 @@ DEMO_DEFAULTS: dict[str, Any] = {
     "parallel": True,
 }
 
-# --quick: a tiny version (< 60 s) that exercises every stage and report file.
+# --quick: a tiny version (< 60 s) that exercises every stage and report file (same architecture,
+# tiny sizes).
 QUICK_OVERRIDES: dict[str, Any] = {
     "synth": {"areas": 2, "rooms_per_area": 1, "density": 0.25},
     "test_area": 2,
@@ -113,16 +114,26 @@ QUICK_OVERRIDES: dict[str, Any] = {
             "channels": 8,
             "num_blocks": 5,
             "k": 4,
+            "dynamic": False,
+            "dilation": False,
+            "stochastic": False,
+            "fusion_layers": "last",
             "fusion_channels": 16,
             "head_channels": [16, 16],
+            "dropout": 0.0,
         },
         "ResGCN-5": {
             "name": "resgcn28",
             "channels": 8,
             "num_blocks": 5,
             "k": 4,
+            "dynamic": False,
+            "dilation": False,
+            "stochastic": False,
+            "fusion_layers": "last",
             "fusion_channels": 16,
             "head_channels": [16, 16],
+            "dropout": 0.0,
         },
     },
     "train": {
@@ -136,10 +147,12 @@ QUICK_OVERRIDES: dict[str, Any] = {
 }
 
 # --long: the same pair trained to convergence (<= 60 minutes on 2 cores): twice the rooms and
-# LONG_EPOCHS epochs; every other setting (models, optimiser, schedule shape) is the default's.
+# 30 epochs (2.5x the default's epochs of 2x the blocks: ~6,400 steps of ~0.4 CPU s each, about
+# 45 minutes; docs/demo.md); every other setting (models, optimiser, schedule shape) is the
+# default's.
 LONG_OVERRIDES: dict[str, Any] = {
     "synth": {"rooms_per_area": 2 * DEMO_DEFAULTS["synth"]["rooms_per_area"]},
-    "train": {"epochs": 12},
+    "train": {"epochs": 30},
 }
 
 _TOP_KEYS = set(DEMO_DEFAULTS)
