@@ -383,6 +383,9 @@ def run_demo(
             metric="val_miou",
             metric_label="validation mIoU (block-sampled)",
             title="PlainGCN vs ResGCN, same depth",
+            # The validation loss of a few epochs spikes (BatchNorm running statistics of a
+            # model still moving fast) and would squash the training losses the plot is for.
+            val_loss=False,
         )
         room = sorted(r["room"] for r in test_rooms)[0]
         _picture(
@@ -673,7 +676,7 @@ def _markdown(
         "",
         "![training curves](curves.png)",
         "",
-        "Left: training loss per step (faint) and per epoch; right: validation mIoU (block-sampled, held-out training rooms).",
+        "Left: training loss per step (faint) and per epoch; right: validation mIoU (block-sampled, held-out training rooms; the validation loss is in `runs/<model>/log.csv`).",
         "",
         f"## Ground truth vs predictions (Area_{test_area}/{room})",
         "",
