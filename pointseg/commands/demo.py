@@ -148,9 +148,9 @@ QUICK_OVERRIDES: dict[str, Any] = {
 }
 
 # --long: the same pair trained to convergence (<= 60 minutes on 2 cores): twice the rooms and
-# twice the epochs, i.e. 4x the default's optimiser steps (~10,000 steps of ~0.17 CPU s: about 30
-# minutes of training, estimated from the default's step times; docs/demo.md); every other
-# setting (models, optimiser, schedule shape) is the default's.
+# twice the epochs, i.e. 4x the default's optimiser steps (10,560 steps; measured 31 minutes on
+# the shared 2-core machine, docs/demo.md); every other setting (models, optimiser, schedule
+# shape) is the default's.
 LONG_OVERRIDES: dict[str, Any] = {
     "synth": {"rooms_per_area": 2 * DEMO_DEFAULTS["synth"]["rooms_per_area"]},
     "train": {"epochs": 2 * DEMO_DEFAULTS["train"]["epochs"]},
