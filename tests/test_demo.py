@@ -78,6 +78,8 @@ def test_quick_demo_writes_the_complete_report(tmp_path, capsys):
         f"**{res}: {100 * summary['models'][res]['miou']:.1f} % mIoU; {plain}: "
     )
     assert f"gap {gap:+.1f} points" in first
+    # The report says what the two models share and that only the block type differs.
+    assert f"differing only in name: plaingcn28 ({plain}) / resgcn28 ({res})" in md
     # The numbers in the report are the ones measured (not hard-coded).
     assert f"{100 * summary['models'][res]['miou']:.2f}" in md
 

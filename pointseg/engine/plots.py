@@ -105,11 +105,13 @@ def plot_loss_comparison(
     metric: str = "val_miou",
     metric_label: str = "val mIoU",
     title: str = "",
+    val_loss: bool = True,
 ) -> None:
     """Several runs on shared axes: training loss (left) and one validation metric (right).
 
     `runs` maps a run label (e.g. "PlainGCN-14") to its per-epoch history rows; `steps` optionally maps
-    the same labels to per-step rows `(step, epoch_float, lr, loss)`.
+    the same labels to per-step rows `(step, epoch_float, lr, loss)`. `val_loss=False` leaves the
+    validation loss out of the left panel (an outlier epoch would otherwise set its scale).
     """
     plt = _pyplot()
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
@@ -120,7 +122,7 @@ def plot_loss_comparison(
             ax_loss.plot([s[1] for s in st], [s[3] for s in st], color=colour, alpha=0.25, lw=0.8)
         xs, ys = _series(rows, "train_loss")
         ax_loss.plot(xs, ys, "o-", color=colour, ms=3, label=f"{label} train")
-        xs, ys = _series(rows, "val_loss")
+        xs, ys = _series(rows, "val_loss") if val_loss else ([], [])
         if xs:
             ax_loss.plot(xs, ys, "s--", color=colour, ms=3, label=f"{label} val")
         xs, ys = _series(rows, metric)

@@ -266,6 +266,8 @@ class DeepGCN(nn.Module):
         """The per-layer tensors whose channel concatenation is `fusion_input` (not built)."""
         if self.config.block == "dense" and self.config.dense_fusion == "new":
             return [outs[-1]]
+        if self.config.fusion_layers == "last":
+            return [outs[-1]]
         if self.config.fuse_ends:
             return [outs[0], outs[-1]]
         return list(outs)

@@ -19,7 +19,7 @@ TASKS = ("segmentation", "classification")
 CONVS = ("edge", "mr", "sage", "gin")
 BLOCKS = ("res", "plain", "dense", "res+", "rev", "deq")
 DEQ_SOLVERS = ("anderson", "fixed_point")
-FUSION_LAYERS = ("auto", "all", "ends")
+FUSION_LAYERS = ("auto", "all", "ends", "last")
 ORDERS = ("conv_act_norm", "conv_norm_act")
 NORMS = ("batch", "layer", "instance", "none")
 ACTS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "none")
@@ -92,7 +92,9 @@ class ModelConfig:
         dilation_cycle: > 0: block i uses d = (i − 1) mod cycle + 1 (deep models with few points).
         deq_solver, deq_tol, deq_max_iter: deq: solver, relative residual target, iteration cap.
         fusion_layers: which layer outputs the fusion takes: "all" (the paper's concatenation),
-            "ends" ([h_0, h_{L−1}]), "auto" ("ends" for rev / deq, "all" otherwise).
+            "ends" ([h_0, h_{L−1}]), "last" ([h_{L−1}] alone: every layer lies on the path to
+            the head, as in a network without skip connections to the fusion), "auto" ("ends" for
+            rev / deq, "all" otherwise).
     """
 
     task: str = "segmentation"
@@ -159,6 +161,8 @@ class ModelConfig:
         """Width of the concatenated per-layer features fed to the fusion (1792 for ResGCN-28)."""
         if self.block == "dense" and self.dense_fusion == "all":
             return self.channels * self.num_blocks * (self.num_blocks + 1) // 2
+        if self.fusion_layers == "last":
+            return self.channels  # [h_{L−1}]
         if self.fuse_ends:
             return 2 * self.channels  # [h_0, h_{L−1}]
         return self.channels * self.num_blocks
@@ -166,7 +170,9 @@ class ModelConfig:
     @property
     def fuse_ends(self) -> bool:
         """The fusion takes [h_0, h_{L−1}] only (see `fusion_layers`)."""
-        return self.block in ("rev", "deq") or self.fusion_layers == "ends"
+        return self.fusion_layers != "last" and (
+            self.block in ("rev", "deq") or self.fusion_layers == "ends"
+        )
 
     @property
     def min_points(self) -> int:
@@ -297,10 +303,12 @@ class ModelConfig:
         if self.block in ("rev", "deq") and self.fusion_layers == "all":
             raise ConfigError(
                 f"model config: block={self.block} fuses [h_0, h_L] only (it keeps no other "
-                "layer output); use fusion_layers=auto or ends"
+                "layer output); use fusion_layers=auto, ends or last"
             )
-        if self.block == "dense" and self.fusion_layers == "ends":
-            raise ConfigError("model config: fusion_layers=ends is not defined for block=dense")
+        if self.block == "dense" and self.fusion_layers in ("ends", "last"):
+            raise ConfigError(
+                f"model config: fusion_layers={self.fusion_layers} is not defined for block=dense"
+            )
         if self.checkpoint and self.block in ("rev", "deq"):
             raise ConfigError(
                 f"model config: checkpoint applies to res/plain/dense/res+ blocks; block="

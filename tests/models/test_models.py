@@ -229,6 +229,29 @@ def test_dense_blocks_grow_and_fuse_every_layer_once():
     assert fused.shape[-1] == model.config.feature_channels
 
 
+@pytest.mark.parametrize("block", ["res", "plain"])
+def test_fusion_layers_select_which_layer_outputs_reach_the_head(block):
+    """all: every layer; ends: [h_0, h_{L-1}]; last: h_{L-1} alone (the demo's setting, so the
+    plain stack cannot route around its depth). The logits are the head of exactly those parts."""
+    x = tiny_input(get_config("resgcn4_tiny"), seed=3)
+    expected = {"all": lambda o: o, "ends": lambda o: [o[0], o[-1]], "last": lambda o: [o[-1]]}
+    for fusion, pick in expected.items():
+        torch.manual_seed(0)
+        model = create_model("resgcn4_tiny", block=block, fusion_layers=fusion).eval()
+        with torch.no_grad():
+            outs = model.forward_features(x)
+            parts = model.fusion_parts(outs)
+            assert len(parts) == len(pick(outs))
+            assert all(torch.equal(a, b) for a, b in zip(parts, pick(outs), strict=True))
+            assert model.fusion_input(outs).shape[-1] == model.config.feature_channels
+            assert torch.equal(model(x), model.head(pick(outs)))
+    c = model.config
+    assert c.replace(fusion_layers="last").feature_channels == c.channels
+    assert c.replace(fusion_layers="ends").feature_channels == 2 * c.channels
+    with pytest.raises(ConfigError, match="fusion_layers=last is not defined for block=dense"):
+        create_model("densegcn4_tiny", fusion_layers="last")
+
+
 def test_dense_all_fusion_concatenates_every_full_output():
     model = create_model("densegcn4_tiny_modelnet").eval()
     c = model.config.channels
