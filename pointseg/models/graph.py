@@ -233,13 +233,7 @@ class GraphDeepGCN(nn.Module):
             self.edge_encoders = None  # per F_i (see _RevConv)
             self.layers = _rev_stack(cfg, conv)
             self._final(cfg, c)
-            self.feature_channels = c
-            self.pool = None
-            if cfg.task == "graph" and cfg.pooling == "attention":
-                from torch_geometric.nn.aggr import AttentionalAggregation
-
-                self.pool = AttentionalAggregation(gate_nn=nn.Linear(c, 1))
-            self.head = nn.Linear(c, cfg.num_classes)
+            self._readout(cfg, c)
             return
 
         layers: list[nn.Module] = []
@@ -262,6 +256,10 @@ class GraphDeepGCN(nn.Module):
         self.layers = nn.ModuleList(layers)
         if res_plus:
             self._final(cfg, c)
+        self._readout(cfg, width)
+
+    def _readout(self, cfg: GraphModelConfig, width: int) -> None:
+        """Feature width, optional attention pooling (graph tasks) and the linear head."""
         self.feature_channels = width
         self.pool = None
         if cfg.task == "graph" and cfg.pooling == "attention":
