@@ -165,6 +165,12 @@ def _add_arguments(p: argparse.ArgumentParser, dataset: str) -> None:
     r = p.add_argument_group("runtime")
     r.add_argument("--seed", type=int)
     r.add_argument(
+        "--seeds",
+        metavar="N|LIST",
+        help="train one run per seed under one parent folder and write summary.json (mean ± std): "
+        "N = seeds --seed … --seed+N-1, or a list 0,1,2; rerun to resume (pointseg.engine.seeds)",
+    )
+    r.add_argument(
         "--deterministic",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -225,6 +231,10 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from pointseg.engine.train import TrainingInterrupted, train
 
+    if getattr(args, "seeds", None) is not None:
+        from pointseg.engine.seeds import run_seeds_cli
+
+        return run_seeds_cli(args, config_from_args)
     cfg = config_from_args(args)
     try:
         run_dir = train(cfg, resume=args.resume, overwrite=args.overwrite)
