@@ -227,5 +227,20 @@ register_graph_model(
     num_classes=1,
 )
 
+register_graph_model(
+    "gcn5_ogb",
+    "OGB's GCN baseline for molecules (examples/graphproppred/mol, --gnn gcn): 5 PyG GCNConv layers, "
+    "300 ch, BatchNorm, dropout 0.5, atom encoder, no virtual node, no edge features, mean pooling",
+    task="graph",
+    conv="gcn",
+    block="plain",
+    channels=300,
+    num_layers=5,
+    norm="batch",
+    dropout=0.5,
+    node_encoder="atom",
+    num_classes=1,
+)
+
 for _short in MOL_DATASETS:
     register_task(OGBMolTask(_short))
