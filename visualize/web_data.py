@@ -52,6 +52,7 @@ class Payload:
 
     meta: dict
     blob: bytes
+    index: np.ndarray | None = None  # the display points (room indices, in the page's order)
 
 
 def display_index(
@@ -146,6 +147,8 @@ def build_payload(
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
     v, index = display_index(scene, budget, voxel)
+    # random order: the page's level of detail while the camera moves draws a prefix of the points
+    index = index[np.random.default_rng(0).permutation(len(index))]
     blob = _Blob()
     q, lo, hi = quantize(scene.xyz[index])
     blob.add("pos", q)
@@ -250,7 +253,7 @@ def build_payload(
             "point_size": float(point_size),
         },
     }
-    return Payload(meta, blob.bytes())
+    return Payload(meta, blob.bytes(), index)
 
 
 def camera_angles(front, up) -> dict[str, float]:

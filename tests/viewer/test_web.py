@@ -101,14 +101,18 @@ def test_payload_round_trip(scene):
     p = build_payload(scene)
     m = p.meta
     assert m["shown"] == scene.num_points and m["voxel"] == 0.0
+    assert np.array_equal(np.sort(p.index), np.arange(scene.num_points))  # all, shuffled
+    assert not np.array_equal(p.index, np.arange(scene.num_points))
     q = decode_array(m, p.blob, "pos")
     xyz = dequantize(q, m["lo"], m["hi"])
     span = np.ptp(scene.xyz, axis=0).max()
-    assert np.abs(xyz - scene.xyz).max() <= span / 65535 + 1e-6
-    np.testing.assert_array_equal(decode_array(m, p.blob, "gt"), scene.label)
-    np.testing.assert_array_equal(decode_array(m, p.blob, "rgb"), scene.rgb)
+    assert np.abs(xyz - scene.xyz[p.index]).max() <= span / 65535 + 1e-6
+    np.testing.assert_array_equal(decode_array(m, p.blob, "gt"), scene.label[p.index])
+    np.testing.assert_array_equal(decode_array(m, p.blob, "rgb"), scene.rgb[p.index])
     for i, model in enumerate(scene.models):
-        np.testing.assert_array_equal(decode_array(m, p.blob, f"pred{i}"), scene.preds[model])
+        np.testing.assert_array_equal(
+            decode_array(m, p.blob, f"pred{i}"), scene.preds[model][p.index]
+        )
     # the legend's IoU, OA and mIoU are the metrics of every point
     cm = scene.confusion("bad")
     sofa = next(c for c in m["classes"] if c["name"] == "sofa")
@@ -132,8 +136,10 @@ def test_budget_downsamples_for_display_only(scene):
     assert m["num_points"] == scene.num_points
     full = build_payload(scene)
     assert m["metrics"] == full.meta["metrics"] and m["classes"] == full.meta["classes"]
-    gt = decode_array(m, p.blob, "gt")
-    assert len(gt) == m["shown"]
+    # one point per occupied voxel, the same points in every panel (one index for all)
+    assert len(np.unique(p.index)) == m["shown"] == len(decode_array(m, p.blob, "gt"))
+    cells = np.floor((scene.xyz[p.index] - scene.xyz.min(axis=0)) / m["voxel"]).astype(int)
+    assert len(np.unique(cells, axis=0)) == m["shown"]
 
 
 def test_page_is_self_contained(scene):

@@ -216,13 +216,26 @@ void main() { o = vec4(v_col, 1.0); }`;
   }
 
   // ------------------------------------------------------------------ drawing
-  let pending = false;
+  // Level of detail while the camera moves: the points are stored in random order, so the first
+  // k of them are a uniform sample. When a full frame took longer than MOVE_MS (software WebGL,
+  // a weak GPU, millions of points), frames during a drag draw only as many as fit in MOVE_MS;
+  // the full frame follows as soon as the mouse rests.
+  const MOVE_MS = 40;
+  let pending = false, moving = false, moveTimer = null, fullMs = 0;
   function redraw() {
-    if (!pending && gl) { pending = true; requestAnimationFrame(render); }
+    if (!pending && gl) { pending = true; requestAnimationFrame(() => render()); }
+  }
+  function moved() {
+    moving = true;
+    clearTimeout(moveTimer);
+    moveTimer = setTimeout(() => { moving = false; redraw(); }, 180);
+    redraw();
   }
 
-  function render() {
+  function render(sync) {
     pending = false;
+    const t0 = performance.now();
+    const count = moving && fullMs > MOVE_MS ? Math.max(Math.min(N, 20000), Math.floor((N * MOVE_MS) / fullMs)) : N;
     const dpr = window.devicePixelRatio || 1;
     const W = Math.round(canvas.clientWidth * dpr), H = Math.round(canvas.clientHeight * dpr);
     if (canvas.width !== W || canvas.height !== H) { canvas.width = W; canvas.height = H; }
@@ -276,8 +289,13 @@ void main() { o = vec4(v_col, 1.0); }`;
       gl.uniform1i(U.u_model, panel.model ? 1 : 0);
       gl.uniform1i(U.u_rgbPanel, !panel.model && !META.has_gt ? 1 : 0);
       bindInt(3, panel.model ? "pred" + panel.pred : META.has_gt ? "gt" : null);
-      gl.drawArrays(gl.POINTS, 0, N);
+      gl.drawArrays(gl.POINTS, 0, count);
     });
+    if (count === N && (sync || !API.ready || API.frames % 16 === 0)) {
+      gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4)); // waits for the GPU
+      fullMs = performance.now() - t0;
+    }
+    API.drawn = count;
     API.frames += 1;
     document.body.dataset.frames = String(API.frames);
     if (!API.ready) { API.ready = true; document.body.dataset.ready = "1"; }
@@ -317,7 +335,20 @@ void main() { o = vec4(v_col, 1.0); }`;
   function setPointSize(v) { S.pointSize = Math.min(20, Math.max(1, v)); sync(); }
   function setView(name) { S.view = name; S.cam = presetCamera(name); sync(); }
   function setDiff(a, b) { S.diff = [a, b]; sync(); }
-  Object.assign(API, { setColoring, setIsolate, cycleClass, toggleHidden, setCeiling, setPointSize, setView, setDiff, panelRects: () => layout() });
+  // benchmarks/web_view.py: mean milliseconds of `n` full redraws (camera turning), GPU included
+  function timeFrames(n, whileMoving) {
+    moving = Boolean(whileMoving);
+    const px = new Uint8Array(4), t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      S.cam.yaw += 1;
+      render(true);
+      gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+    }
+    const ms = (performance.now() - t0) / n;
+    moving = false;
+    return ms;
+  }
+  Object.assign(API, { timeFrames, setColoring, setIsolate, cycleClass, toggleHidden, setCeiling, setPointSize, setView, setDiff, panelRects: () => layout() });
 
   let noteTimer = null;
   function note(text) {
@@ -526,7 +557,7 @@ void main() { o = vec4(v_col, 1.0); }`;
         cam.yaw -= dx * 0.4;
         cam.pitch = Math.max(-90, Math.min(90, cam.pitch + dy * 0.4));
       }
-      redraw();
+      moved();
     });
     const end = () => { drag = null; };
     canvas.addEventListener("pointerup", end);
@@ -534,7 +565,7 @@ void main() { o = vec4(v_col, 1.0); }`;
     canvas.addEventListener("wheel", (e) => {
       e.preventDefault();
       S.cam.half *= Math.exp(Math.max(-200, Math.min(200, e.deltaY)) * 0.002);
-      redraw();
+      moved();
     }, { passive: false });
     window.addEventListener("resize", () => { buildLabels(); redraw(); });
     document.addEventListener("keydown", (e) => {
