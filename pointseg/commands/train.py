@@ -165,6 +165,12 @@ def _add_arguments(p: argparse.ArgumentParser, dataset: str) -> None:
     r = p.add_argument_group("runtime")
     r.add_argument("--seed", type=int)
     r.add_argument(
+        "--quick",
+        action="store_true",
+        help="graph tasks: the recipe's quick variant (small model, few epochs; ~1 min on a CPU "
+        "core; for smoke tests, not numbers); your flags and --set still win (pointseg.recipes)",
+    )
+    r.add_argument(
         "--seeds",
         metavar="N|LIST",
         help="train one run per seed under one parent folder and write summary.json (mean ± std): "
@@ -218,6 +224,10 @@ def config_from_args(args: argparse.Namespace):
     """The resolved TrainConfig for parsed `args` (on --resume, the run's config.yaml is the base)."""
     from pointseg.engine.train import load_run_config, resolve_config
 
+    if getattr(args, "quick", False):
+        from pointseg.recipes import apply_quick
+
+        apply_quick(args, _FLAG_KEYS)
     flags = {key: getattr(args, dest, None) for dest, key in _FLAG_KEYS.items()}
     cfg = resolve_config(args.dataset, config_file=args.config, flags=flags, sets=args.set)
     if args.resume:

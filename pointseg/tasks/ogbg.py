@@ -27,6 +27,7 @@ import torch
 
 from pointseg.errors import DataError
 from pointseg.models.graph import register_graph_model
+from pointseg.recipes import OGBG_MOL
 from pointseg.tasks import register_task
 from pointseg.tasks.base import GraphData, GraphLevelTask, import_ogb
 
@@ -145,16 +146,7 @@ class OGBMolTask(GraphLevelTask):
     def __init__(self, short: str) -> None:
         self.name = f"ogbg-{short}"
         self.description = f"OGB {self.name} molecular property prediction (official Evaluator)"
-        self.defaults = {
-            "model": "resgen_mol",
-            "epochs": 20,
-            "batch_size": 32,
-            "optimizer": "adam",
-            "lr": 1e-3,
-            "weight_decay": 0.0,
-            "scheduler": "none",
-            "val_fraction": 0.0,
-        }
+        self.defaults = dict(OGBG_MOL)  # DeeperGCN's recipe: pointseg/recipes.py
         self._meta: dict | None = None
 
     def _info(self) -> dict:

@@ -26,6 +26,7 @@ import torch
 
 from pointseg.errors import DataError
 from pointseg.models.graph import register_graph_model
+from pointseg.recipes import PLANETOID
 from pointseg.tasks import register_task
 from pointseg.tasks.base import GraphData, NodeTask
 
@@ -154,16 +155,7 @@ class PlanetoidTask(NodeTask):
     def __init__(self, name: str) -> None:
         self.name = name
         self.description = f"{NAMES[name]} citation graph, public split, node accuracy"
-        self.defaults = {
-            "model": "resgen_planetoid",
-            "epochs": 60,
-            "batch_size": 1,
-            "optimizer": "adam",
-            "lr": 0.01,
-            "weight_decay": 1e-3,
-            "scheduler": "none",
-            "val_fraction": 0.0,
-        }
+        self.defaults = dict(PLANETOID[name])  # the recipe: pointseg/recipes.py
 
     def load(self, root: Path) -> GraphData:
         data = read_planetoid(root, self.name)
