@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("POINTSEG_SHARED_DATA") or ROOT.parent / "shared" / "data")
 MOLS = ("ogbg-molbbbp", "ogbg-molbace", "ogbg-molesol", "ogbg-molfreesolv")
 DEPTHS = (3, 16, 64)
 # The depth study's models (docs/graphs.md, "Depth"): one recipe for every depth, as DeeperGCN /
@@ -41,9 +41,10 @@ DEPTHS = (3, 16, 64)
 # smaller learning rate than the shallow recipe, 32 channels to fit the CPU budget).
 DEPTH_COMMON = {
     "model.channels": 32,
+    "model.aggr": "mean",
     "model.msg_norm": False,
     "model.input_dropout": 0.6,
-    "lr": 0.005,
+    "lr": 0.01,
     "weight_decay": 5e-4,
 }
 DEPTH_MODELS = {
@@ -74,6 +75,8 @@ def rows_for(args) -> list[dict]:
                                  sets=sets, seeds=args.mol_seeds))  # fmt: skip
     if "depth" in args.only:
         for kind, extra in DEPTH_MODELS.items():
+            if kind not in args.kinds:
+                continue
             for depth in args.depths:
                 sets = {**DEPTH_COMMON, **extra, "model.num_layers": depth,
                         "epochs": args.depth_epochs}  # fmt: skip
@@ -178,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depth-seeds", type=int, default=5)
     p.add_argument("--depth-epochs", type=int, default=100)
     p.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS))
+    p.add_argument("--kinds", nargs="+", choices=list(DEPTH_MODELS), default=list(DEPTH_MODELS))
     p.add_argument(
         "--plot", type=Path, default=None, help="depth plot (default <out>/graph_depth.png)"
     )
@@ -197,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_row(row, args.out, args.threads))
         print(table(results[-1:]), file=sys.stderr)
     text = table(results)
-    (args.out / "graph_recipes.md").write_text(text)
-    (args.out / "graph_recipes.json").write_text(json.dumps(results, indent=2) + "\n")
+    tag = "_".join(args.only) + ("" if args.kinds == list(DEPTH_MODELS) else "_" + "_".join(args.kinds))
+    (args.out / f"graph_recipes_{tag}.md").write_text(text)
+    (args.out / f"graph_recipes_{tag}.json").write_text(json.dumps(results, indent=2) + "\n")
     if any(r["group"] == "depth" for r in results):
         plot = args.plot or args.out / "graph_depth.png"
         plot_depth(results, plot)
