@@ -119,6 +119,15 @@ def _run_config(run_dir: Path) -> dict:
     return TrainConfig.from_dict(load_run_config(run_dir), str(run_dir / "config.yaml")).to_dict()
 
 
+def _checkpoint_config(path: Path) -> dict:
+    from pointseg.checkpoint import load_checkpoint
+
+    cfg = load_checkpoint(path).get("train_config")
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: no training config inside; is this a pointseg run?")
+    return cfg
+
+
 def _diff(a: dict, b: dict) -> list[str]:
     """`a` = the reference recipe, `b` = the run's: "key=<run's> there, <reference's> here"."""
     return [
@@ -140,6 +149,8 @@ def check_compatible(parent: Path, cfg_dict: dict | None = None) -> dict:
     for d in _seed_dirs(parent):
         if (d / "config.yaml").is_file():
             items.append((str(d), recipe(_run_config(d))))
+        elif (d / "last.pt").is_file():  # no config.yaml (copied in?): the checkpoint's config
+            items.append((str(d), recipe(_checkpoint_config(d / "last.pt"))))
     for where, got in items:
         if want is None:
             want, source = got, where

@@ -201,6 +201,9 @@ def test_seeds_refuse_incompatible_runs_and_bad_input(toy_tasks, tmp_path, capsy
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(tmp_path / "p")]) == 1
     assert "holds a run of task 'toy-other'" in capsys.readouterr().err
+    (tmp_path / "p" / "seed7" / "config.yaml").unlink()  # then its last.pt's config is read
+    assert main(_argv("toy-seeds", tmp_path, "--seeds", "2", "--run", "p")) == 1
+    assert "seed7 holds a run of task 'toy-other'" in capsys.readouterr().err
     # repeated seeds, a task without a test split, a single run as the parent
     assert main(_argv("toy-seeds", tmp_path, "--seeds", "3,1,3", "--run", "r")) == 1
     assert "seed 3 is repeated" in capsys.readouterr().err
