@@ -129,6 +129,33 @@ def test_payload_round_trip(scene):
     assert m["diff_counts"]["bad\tgood"][1] == a_right
 
 
+def test_payload_without_labels(croom):
+    r = croom
+    bare = build_payload(Scene(r["xyz"], r["rgb"]))  # a scan: colours only
+    m = bare.meta
+    assert [p["name"] for p in m["panels"]] == ["RGB"] and m["initial"]["coloring"] == "rgb"
+    assert [k for k, v in m["colorings"].items() if v["ok"]] == ["rgb"]
+    assert set(m["arrays"]) == {"pos", "rgb"} and m["classes"] == []
+    two = build_payload(
+        Scene(r["xyz"], None, None, {"A": r["good"], "B": r["bad"]}), coloring="diff"
+    )
+    m = two.meta
+    assert {k for k, v in m["colorings"].items() if v["ok"]} == {"rgb", "pred", "diff"}
+    assert not m["has_gt"] and not m["has_rgb"] and m["metrics"] == {}
+    disagree = int((r["good"] != r["bad"]).sum())
+    assert m["diff_counts"]["A\tB"][3] == disagree  # without ground truth: agree / disagree
+
+
+def test_voxel_index_is_first_point_per_voxel():
+    from visualize.scene import voxel_index
+
+    xyz = np.random.default_rng(1).random((20000, 3)) * (4, 3, 2.5)
+    for v in (0.05, 0.3):
+        cell = np.floor((xyz - xyz.min(axis=0)) / v).astype(np.int64)
+        _, first = np.unique(cell, axis=0, return_index=True)  # reference: sort-based
+        np.testing.assert_array_equal(voxel_index(xyz, v), np.sort(first))
+
+
 def test_budget_downsamples_for_display_only(scene):
     p = build_payload(scene, budget=9000)
     m = p.meta
@@ -389,3 +416,33 @@ def test_served_page_in_chromium(browser, evals):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@needs_browser
+def test_real_room_downsampled_in_chromium(browser, shared_data, tmp_path, capsys):
+    """A real S3DIS room (Area_5/conferenceRoom_1, 309 k points) parsed from its raw files,
+    shown voxel-downsampled to a 150 k point budget: the real class colours in all 3 panels."""
+    from pointseg.data.s3dis import parse_room
+
+    raw = shared_data / "s3dis_raw" / "Area_5" / "conferenceRoom_1"
+    if not raw.is_dir():
+        pytest.skip(f"{raw} not found")
+    room, _ = parse_room(raw)
+    r = {"xyz": room.xyz, "rgb": room.rgb, "label": room.label}
+    wrong = room.label.copy()
+    wrong[room.label == C["chair"]] = C["table"]
+    runs = [
+        write_eval(tmp_path, name, r, pred, name="Area_5_conferenceRoom_1")
+        for name, pred in (("same", room.label), ("chairs_wrong", wrong))
+    ]
+    out = tmp_path / "real.html"
+    assert main(["view", *map(str, runs), "--export-html", str(out), "--budget", "150000"]) == 0
+    said = capsys.readouterr().out
+    assert "per panel shown" in said and "voxel" in said
+    browser.load(out.as_uri())
+    status = browser.js("return document.getElementById('status').textContent")
+    assert "for display only" in status and f"{len(room.xyz):,} points" in status
+    img = browser.screenshot()
+    seen = [_classes_in(img, b) for b in browser.panels()]
+    assert all(len(s) >= 6 for s in seen), seen
+    assert "chair" in seen[0] and "chair" not in seen[2]
