@@ -382,6 +382,35 @@ def test_ui_colouring_isolation_hiding(browser, evals, tmp_path):
     assert colour_counts(img, boxes[0], [PALETTE[C["ceiling"]]])[0] > 5000
     state = browser.js("return [window.pointseg.state.coloring, window.pointseg.state.hideCeiling]")
     assert state == ["pred", False]
+    browser.after(lambda: body.send_keys("h"))
+
+    # point size (+) covers more pixels; V moves every panel to the next camera preset; a drag
+    # rotates all panels together (one camera)
+    def ink(img):
+        return [int((img[y0:y1, x0:x1] < 250).any(axis=2).sum()) for x0, y0, x1, y1 in boxes]
+
+    browser.after(lambda: body.send_keys("---"))  # 4 -> 1 pixel
+    small = ink(browser.screenshot())
+    browser.after(lambda: body.send_keys("+++"))  # back to 4
+    big = ink(browser.screenshot())
+    assert browser.js("return window.pointseg.state.pointSize") == 4
+    assert all(b > 2 * a for a, b in zip(small, big, strict=True)), (small, big)
+    top = browser.screenshot()
+    browser.after(lambda: body.send_keys("v"))
+    assert browser.js("return window.pointseg.state.view") == "iso"
+    iso = browser.screenshot()
+    assert not np.array_equal(top, iso)
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    yaw = browser.js("return window.pointseg.state.cam.yaw")
+    browser.after(
+        lambda: ActionChains(d).move_to_element(body).click_and_hold().move_by_offset(60, 0)
+        .release().perform()
+    )  # fmt: skip
+    assert browser.js("return window.pointseg.state.cam.yaw") == pytest.approx(yaw - 24, abs=4)
+    turned = browser.screenshot()
+    for x0, y0, x1, y1 in boxes:
+        assert not np.array_equal(turned[y0:y1, x0:x1], iso[y0:y1, x0:x1])
 
 
 @needs_browser
