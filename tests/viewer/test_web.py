@@ -249,6 +249,9 @@ def test_server_serves_page_and_data_and_survives_disconnects(scene):
         assert json.loads(_get(base + "meta.json"))["shown"] == scene.num_points
         with pytest.raises(urllib.error.HTTPError):
             _get(base + "../etc/passwd")
+        with pytest.raises(urllib.error.HTTPError, match="403"):  # DNS rebinding
+            _get(base + "data.bin", Host=f"attacker.example:{server.port}")
+        assert _get(base, Host=f"localhost:{server.port}").startswith(b"<!doctype html>")
         # tabs that go away: mid-request, mid-transfer, and a silent connection
         for request in (b"GET /da", b"GET /data.bin HTTP/1.1\r\nHost: x\r\n\r\n"):
             s = socket.create_connection(("127.0.0.1", server.port))
