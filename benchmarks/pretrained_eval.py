@@ -59,7 +59,7 @@ def main() -> None:
     rows = []
     total_points = total_blocks = 0
     t_all = time.perf_counter()
-    for r in list_rooms(args.cache, f"Area_{args.area}"):
+    for r in list_rooms(args.cache, [args.area]):
         room = load_room(Path(args.cache) / r["file"])
         t = time.perf_counter()
         res = predict_room(
@@ -71,7 +71,9 @@ def main() -> None:
         dt = time.perf_counter() - t
         n = len(room["xyz"])
         oa = float((res.pred == room["label"]).mean())
-        rows.append({"room": r["room"], "points": n, "blocks": res.num_blocks, "seconds": dt, "oa": oa})
+        rows.append(
+            {"room": r["room"], "points": n, "blocks": res.num_blocks, "seconds": dt, "oa": oa}
+        )
         total_points += n
         total_blocks += res.num_blocks
     wall = time.perf_counter() - t_all
@@ -80,7 +82,9 @@ def main() -> None:
 
     print(f"{'room':<20} {'points':>9} {'blocks':>7} {'seconds':>8} {'OA %':>6}")
     for r in rows:
-        print(f"{r['room']:<20} {r['points']:>9,} {r['blocks']:>7} {r['seconds']:>8.1f} {100 * r['oa']:>6.2f}")
+        print(
+            f"{r['room']:<20} {r['points']:>9,} {r['blocks']:>7} {r['seconds']:>8.1f} {100 * r['oa']:>6.2f}"
+        )
     print(f"\nwhole-room evaluation: {wall:.1f} s for {total_points:,} points, {total_blocks} blocks "
           f"({total_points / wall:,.0f} points/s, {wall / max(total_blocks, 1):.2f} s per block), "
           f"{torch.get_num_threads()} threads")  # fmt: skip

@@ -2,6 +2,7 @@
 
 from pointseg.models.backbone import DeepGCN
 from pointseg.models.config import ModelConfig
+from pointseg.models.dgcnn import DGCNN, DGCNNConfig  # also registers `dgcnn_s3dis`
 from pointseg.models.heads import ClassificationHead, SegmentationHead
 from pointseg.models.registry import (
     MODEL_REGISTRY,
@@ -10,7 +11,6 @@ from pointseg.models.registry import (
     list_models,
     register_model,
 )
-from pointseg.models.dgcnn import DGCNN, DGCNNConfig  # noqa: E402 - registers `dgcnn_s3dis`
 
 __all__ = [
     "DeepGCN",
