@@ -1,7 +1,7 @@
 """Streaming whole-cloud inference: tiles → lazy blocks → batched inference → per-point votes.
 
 The one inference loop behind `pointseg predict` (any point cloud) and the whole-room protocol of
-`pointseg eval` (`pointseg.engine.evaluate.predict_room`):
+`pointseg eval` (`pointseg.engine.s3dis_eval.predict_room`):
 
 1. :class:`pointseg.data.blocks.BlockStream` cuts the cloud's column grid into tiles (10 m × 10 m
    by default) and plans each tile's block samples lazily, with the test recipe of training
@@ -26,7 +26,6 @@ to the number of blocks of the whole cloud.
 from __future__ import annotations
 
 import math
-import os
 import queue
 import re
 import threading
@@ -39,8 +38,8 @@ import torch
 from torch import nn
 
 from pointseg.data.blocks import BlockStream, nearest_covered_index
-from pointseg.engine.evaluate import resolve_device
 from pointseg.errors import ConfigError, DataError
+from pointseg.runtime import current_rss, resolve_device
 
 __all__ = ["CloudPrediction", "predict_cloud", "nearest_scored_index"]
 
@@ -340,25 +339,20 @@ class BlockSettings:
 def checkpoint_block_settings(ckpt: dict, path) -> BlockSettings:
     """Block size, points per block, min points and centering of the training blocks: the blocks
     manifest the checkpoint names (`meta["data"]["blocks"]`), its `num_point`, else defaults."""
-    import json
-    from pathlib import Path
+    from pointseg.engine.checkpoints import blocks_params
 
     data = dict((ckpt.get("meta") or {}).get("data") or {})
     s = BlockSettings()
     sources = []
     blocks = data.get("blocks")
-    if blocks:
-        for split in ("train", "test"):
-            try:
-                params = json.loads((Path(blocks) / split / "manifest.json").read_text())["params"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            s.block_size = float(params.get("block_size", s.block_size))
-            s.num_point = int(params.get("num_point", s.num_point))
-            s.min_points = int(params.get("min_points", s.min_points))
-            s.centering = str(params.get("centering", s.centering))
-            sources.append(f"the training blocks' manifest ({Path(blocks) / split})")
-            break
+    found = blocks_params(blocks) if blocks else None
+    if found is not None:
+        params, manifest = found
+        s.block_size = float(params.get("block_size", s.block_size))
+        s.num_point = int(params.get("num_point", s.num_point))
+        s.min_points = int(params.get("min_points", s.min_points))
+        s.centering = str(params.get("centering", s.centering))
+        sources.append(f"the training blocks' manifest ({manifest.parent})")
     if data.get("num_point"):
         s.num_point = int(data["num_point"])
         sources.append("the checkpoint's num_point")
@@ -377,16 +371,6 @@ def _parse_bytes(text: str | int | float | None) -> int | None:
         raise ConfigError(f"--max-memory {text!r}: expected a size such as 2GB, 1500MB or 2.5G")
     scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2)]
     return int(float(m.group(1)) * scale)
-
-
-def _current_rss() -> int:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):  # not Linux: the peak so far is an upper bound
-        from pointseg.engine.evaluate import peak_rss_mb
-
-        return int(peak_rss_mb() * (1 << 20))
 
 
 def activation_bytes(config: dict, num_point: int) -> int:
@@ -439,7 +423,7 @@ def plan_memory(
     # Per point still to come: accumulator 4·C, votes 4, tile order 4 (+ 8 while sorting),
     # prediction 1, confidence 4.
     per_point = 4 * num_classes + 21
-    base = _current_rss()
+    base = current_rss()
     avail = budget - base - n * per_point
     need_min = act + (64 << 20)
     if avail < need_min:
