@@ -62,6 +62,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pointseg.data.augment import BlockAugment  # re-exported: its home is data.augment
 from pointseg.errors import DataError
 from pointseg.io import atomic_write
 
@@ -1092,58 +1093,6 @@ def make_s3dis_blocks(
 # ----------------------------------------------------------------------------------------------
 # Dataset
 # ----------------------------------------------------------------------------------------------
-
-
-class BlockAugment:
-    """Optional training augmentation of block samples (all off by default, as in the paper).
-
-    Args:
-        rotate_z: rotate the block-centred x, y channels (0:2) by a random angle about z.
-            The room-normalised channels 6:9 are left alone (they must stay in [0, 1]).
-        scale: (lo, hi) uniform random isotropic scale of channels 0:3.
-        jitter: Gaussian noise sigma added to channels 0:3, clipped at 5 sigma.
-    """
-
-    def __init__(
-        self,
-        rotate_z: bool = False,
-        scale: tuple[float, float] | None = None,
-        jitter: float | None = None,
-    ) -> None:
-        if scale is not None and not (0 < scale[0] <= scale[1]):
-            raise ValueError(f"scale must be (lo, hi) with 0 < lo <= hi, got {scale}")
-        if jitter is not None and jitter < 0:
-            raise ValueError(f"jitter must be >= 0, got {jitter}")
-        self.rotate_z = rotate_z
-        self.scale = scale
-        self.jitter = jitter
-
-    @property
-    def active(self) -> bool:
-        return bool(self.rotate_z or self.scale is not None or self.jitter)
-
-    def __call__(
-        self, points: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """`points` (P, C≥3) float32 → augmented copy (or `points` itself when inactive)."""
-        if not self.active:
-            return points
-        points = points.clone()
-        if self.rotate_z:
-            theta = float(torch.rand((), generator=generator)) * 2 * math.pi
-            c, s = math.cos(theta), math.sin(theta)
-            rot = torch.tensor([[c, -s], [s, c]], dtype=points.dtype)  # (2, 2)
-            points[:, 0:2] = points[:, 0:2] @ rot.T
-        if self.scale is not None:
-            lo, hi = self.scale
-            points[:, 0:3] *= lo + (hi - lo) * float(torch.rand((), generator=generator))
-        if self.jitter:
-            noise = torch.randn(points.shape[0], 3, generator=generator, dtype=points.dtype)
-            points[:, 0:3] += (noise * self.jitter).clamp(-5 * self.jitter, 5 * self.jitter)
-        return points
-
-    def __repr__(self) -> str:
-        return f"BlockAugment(rotate_z={self.rotate_z}, scale={self.scale}, jitter={self.jitter})"
 
 
 def _block_folder(root: Path, split: str) -> Path:
