@@ -10,7 +10,6 @@ order and says which one it used, so a moved checkpoint never silently falls bac
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -94,23 +93,10 @@ def run_config(path: Path) -> dict[str, Any]:
     return cfg
 
 
-def blocks_params(root: str | os.PathLike) -> tuple[dict[str, Any], Path] | None:
-    """The block recipe (`params`: block_size, num_point, min_points, centering, …) of an HDF5
-    blocks root from its `train/` or `test/` manifest.json, with the manifest's path; None when
-    neither exists or is readable (e.g. the published indoor3d_sem_seg_hdf5_data folder)."""
-    for split in ("train", "test"):
-        manifest = Path(root) / split / "manifest.json"
-        try:
-            params = json.loads(manifest.read_text())["params"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if isinstance(params, dict):
-            return params, manifest
-    return None
-
-
 def blocks_num_point(root: Path) -> int | None:
     """Points per block of an HDF5 blocks root: its manifest, else the first HDF5 file's shape."""
+    from pointseg.recipe import blocks_params
+
     found = blocks_params(root)
     if found is not None and "num_point" in found[0]:
         return int(found[0]["num_point"])
@@ -154,7 +140,6 @@ def num_point_setting(
 
 __all__ = [
     "blocks_num_point",
-    "blocks_params",
     "checkpoint_meta",
     "checkpoint_task",
     "load_model",

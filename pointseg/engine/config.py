@@ -33,6 +33,7 @@ class TrainConfig:
     dataset: str = "s3dis"
     model: str = "resgcn28"
     model_args: dict = field(default_factory=dict)
+    init: str | None = None  # checkpoint whose weights (and architecture) start the run
     run: str | None = None  # run folder name under out_dir; default from dataset/model/test area
     out_dir: str = "checkpoints"
     # data

@@ -337,27 +337,12 @@ class BlockSettings:
 
 
 def checkpoint_block_settings(ckpt: dict, path) -> BlockSettings:
-    """Block size, points per block, min points and centering of the training blocks: the blocks
-    manifest the checkpoint names (`meta["data"]["blocks"]`), its `num_point`, else defaults."""
-    from pointseg.engine.checkpoints import blocks_params
+    """Block size, points per block, min points and centering the model was trained with: the
+    checkpoint's input recipe (`pointseg.recipe.checkpoint_recipe`)."""
+    from pointseg.recipe import checkpoint_recipe
 
-    data = dict((ckpt.get("meta") or {}).get("data") or {})
-    s = BlockSettings()
-    sources = []
-    blocks = data.get("blocks")
-    found = blocks_params(blocks) if blocks else None
-    if found is not None:
-        params, manifest = found
-        s.block_size = float(params.get("block_size", s.block_size))
-        s.num_point = int(params.get("num_point", s.num_point))
-        s.min_points = int(params.get("min_points", s.min_points))
-        s.centering = str(params.get("centering", s.centering))
-        sources.append(f"the training blocks' manifest ({manifest.parent})")
-    if data.get("num_point"):
-        s.num_point = int(data["num_point"])
-        sources.append("the checkpoint's num_point")
-    s.source = ", ".join(sources) if sources else s.source
-    return s
+    r = checkpoint_recipe(ckpt, str(path))
+    return BlockSettings(r.block_size, r.num_point, r.min_points, r.centering, r.source)
 
 
 def _parse_bytes(text: str | int | float | None) -> int | None:

@@ -172,6 +172,7 @@ def evaluate_rooms(
     seed: int = 0,
     predictions_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    centering: str = "points",
 ) -> tuple[ConfusionMatrix, list[dict[str, Any]]]:
     """Whole-room protocol over every room of `area` in the room cache.
 
@@ -205,6 +206,7 @@ def evaluate_rooms(
             device=device,
             seed=seed,
             progress=progress,
+            centering=centering,
         )
         room_cm = ConfusionMatrix(num_classes, class_names=class_names).update(
             res.pred, room["label"]
@@ -398,11 +400,18 @@ def evaluate_s3dis(
             "--area/--cache/--blocks/--protocol"
         )
     names = _s3dis_class_names(ckpt, path)
+    from pointseg.recipe import checkpoint_recipe, stored_recipe
+
+    recipe, stored = checkpoint_recipe(ckpt, str(path)), stored_recipe(ckpt, str(path))
     data = meta_data(ckpt)
     area = int(area if area is not None else data.get("test_area", 5))
     cache = Path(cache if cache is not None else data.get("cache") or "data/s3dis")
     blocks_root = Path(blocks if blocks is not None else data.get("blocks") or "data/s3dis_blocks")
-    num_point, num_point_source = num_point_setting(path, ckpt, num_point, 4096, blocks_root)
+    if stored is not None:  # the model's own block recipe (e.g. a converted published model)
+        num_point_source = "--num-points" if num_point else stored.source
+        num_point, block_size = num_point or stored.num_point, stored.block_size
+    else:
+        num_point, num_point_source = num_point_setting(path, ckpt, num_point, 4096, blocks_root)
     if protocol not in ("block", "room", "both"):
         raise ConfigError(f"unknown protocol {protocol!r}; choose block, room or both")
     keys = ["block", "room"] if protocol == "both" else [protocol]
@@ -425,6 +434,15 @@ def evaluate_s3dis(
         f"evaluating {path} on S3DIS Area_{area} ({', '.join(PROTOCOLS[k] for k in keys)}) on {dev}"
         + (f"; {num_point} points per block from {num_point_source}" if "room" in keys else "")
     )
+    say(
+        f"input recipe: {block_size:g} m blocks, {num_point} points, centering {recipe.centering} "
+        f"(from {recipe.source})"
+    )
+    if "block" in keys:
+        from pointseg.recipe import blocks_mismatch
+
+        for line in blocks_mismatch(blocks_root, recipe, num_point, block_size):
+            say(f"warning: {line}")
     results: dict[str, ConfusionMatrix] = {}
     entries: dict[str, dict[str, Any]] = {}
     for key in keys:
@@ -439,6 +457,7 @@ def evaluate_s3dis(
                 "stride": stride,
                 "min_points": min_points,
                 "seed": seed,
+                **({"centering": recipe.centering} if recipe.centering != "points" else {}),
             }
         cm = _reusable(out / "metrics.json", sha, area, name, settings) if reuse else None
         extra: dict[str, Any] = {}
@@ -476,6 +495,7 @@ def evaluate_s3dis(
                 batch_size=batch_size,
                 device=dev,
                 seed=seed,
+                centering=recipe.centering,
                 predictions_dir=out / "predictions" if save_predictions else None,
                 progress=progress,
             )

@@ -119,10 +119,9 @@ class Trainer:
         set_deterministic(cfg.deterministic, cfg.threads)
         seed_everything(cfg.seed + info.rank)
         self.data = self.task.build_data(cfg, info)
-        self.model_config = self.task.model_config(cfg, self.data)
-        from pointseg.models import create_model
-
-        self.model_raw = create_model(self.model_config)
+        self.model_config, self.model_raw = self.task.build_model(
+            cfg, self.data, info, resume_from=last if resume else None
+        )
         self.model = D.wrap_model(self.model_raw, info, sync_bn=cfg.sync_bn)
         self.optimizer = make_optimizer(cfg, self.model.parameters())
         self.scheduler = make_scheduler(cfg, self.optimizer, self.steps_per_epoch())

@@ -7,7 +7,10 @@ Input widths and class counts are set from the data by the task (`pointseg.tasks
 
 from __future__ import annotations
 
-from pointseg.models.registry import register_graph_model
+from pointseg.models.graph import GraphDeepGCN, GraphModelConfig
+from pointseg.models.registry import register_graph_model, register_kind
+
+register_kind("graph", GraphModelConfig, GraphDeepGCN)
 
 # Published settings (DESIGN §3; DeeperGCN reference code). Input widths are set from the data.
 register_graph_model(

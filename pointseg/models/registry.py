@@ -19,6 +19,8 @@ from pointseg.models.config import ModelConfig
 
 __all__ = [
     "MODEL_REGISTRY",
+    "build_model",
+    "config_from_dict",
     "create_model",
     "get_config",
     "get_graph_config",
@@ -26,6 +28,7 @@ __all__ = [
     "list_models",
     "model_kind",
     "register_graph_model",
+    "register_kind",
     "register_model",
 ]
 
@@ -118,21 +121,47 @@ def get_graph_config(name: str, **overrides: Any):
     return get_config(name, **overrides)
 
 
-def create_model(name_or_config: Any, **overrides: Any):
-    """Build the model of a preset name, a config (point or graph) or a config dict (+ overrides):
-    `DeepGCN` for a `ModelConfig`, `GraphDeepGCN` for a `GraphModelConfig` (``kind: graph``)."""
-    from pointseg.models.backbone import DeepGCN
+def register_kind(kind: str, config_cls: type, model_cls: Callable[[Any], Any]) -> None:
+    """Declare a model family stored in checkpoints as ``model_config["kind"] == kind``: its
+    config class (with ``from_dict``) and its model class (built from a config). Called where the
+    family is defined (`pointseg.models.graph_presets`, `pointseg.models.dgcnn`)."""
+    if kind in _FAMILIES and _FAMILIES[kind] != (config_cls, model_cls):
+        raise ValueError(f"model kind {kind!r} is already registered")
+    _FAMILIES[kind] = (config_cls, model_cls)
 
+
+_FAMILIES: dict[str, tuple[type, Callable[[Any], Any]]] = {}
+
+
+def _family(kind: str | None) -> tuple[type, Callable[[Any], Any]]:
+    if kind in (None, "", "point"):
+        from pointseg.models.backbone import DeepGCN
+
+        return ModelConfig, DeepGCN
+    if kind not in _FAMILIES:
+        raise ConfigError(
+            f"unknown model kind {kind!r}; known: point, {', '.join(sorted(_FAMILIES))}"
+        )
+    return _FAMILIES[kind]
+
+
+def config_from_dict(d: dict[str, Any]):
+    """The config of a stored ``model_config`` dict: `ModelConfig`, or its ``kind``'s class."""
+    return _family(d.get("kind"))[0].from_dict(dict(d))
+
+
+def build_model(config):
+    """The model of a config: `DeepGCN`, or the model class of its ``kind``."""
+    return _family(getattr(config, "kind", None))[1](config)
+
+
+def create_model(name_or_config: Any, **overrides: Any):
+    """Build the model of a preset name, a config (any kind) or a config dict (+ overrides):
+    `DeepGCN` for a `ModelConfig`, `GraphDeepGCN` for ``kind: graph``, `DGCNN` for ``kind: dgcnn``."""
     if isinstance(name_or_config, str):
         config = get_config(name_or_config, **overrides)
     elif isinstance(name_or_config, dict):
-        d = {**name_or_config, **overrides}
-        if d.get("kind") == "graph":
-            from pointseg.models.graph import GraphModelConfig
-
-            config = GraphModelConfig.from_dict(d)
-        else:
-            config = ModelConfig.from_dict(d)
+        config = config_from_dict({**name_or_config, **overrides})
     elif hasattr(name_or_config, "replace") and hasattr(name_or_config, "to_dict"):
         config = name_or_config.replace(**overrides) if overrides else name_or_config
     else:
@@ -140,11 +169,7 @@ def create_model(name_or_config: Any, **overrides: Any):
             f"create_model expects a preset name, a model config or dict, got "
             f"{type(name_or_config).__name__}"
         )
-    if getattr(config, "kind", None) == "graph":
-        from pointseg.models.graph import GraphDeepGCN
-
-        return GraphDeepGCN(config)
-    return DeepGCN(config)
+    return build_model(config)
 
 
 def preset_description(name: str) -> str:

@@ -37,6 +37,7 @@ from pointseg.errors import ConfigError
 OPTIONAL_SETTINGS = frozenset(
     {
         "data",
+        "init",
         "cache",
         "blocks",
         "test_area",
@@ -113,6 +114,14 @@ class Task:
 
     def model_config(self, cfg, data) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def build_model(self, cfg, data, info, resume_from=None) -> tuple[Any, Any]:
+        """(model config, model) of a run: `model_config` built by the model registry.
+        `resume_from`: the run's last.pt when resuming (its weights are loaded afterwards)."""
+        from pointseg.models import create_model
+
+        config = self.model_config(cfg, data)
+        return config, create_model(config)
 
     def num_samples(self, data, split: str) -> int:  # pragma: no cover - abstract
         raise NotImplementedError

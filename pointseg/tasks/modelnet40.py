@@ -46,6 +46,7 @@ class ModelNetTask(PointCloudTask):
     }
     settings = frozenset(
         {
+            "init",
             "data",
             "val_fraction",
             "val_min",

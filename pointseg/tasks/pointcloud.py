@@ -128,6 +128,15 @@ class PointCloudTask(Task):
             )
         return mcfg
 
+    def build_model(self, cfg, data: DataBundle, info, resume_from=None):
+        """With `init`, the architecture and weights of a checkpoint (`pointseg.pretrained`)."""
+        if not cfg.init:
+            return super().build_model(cfg, data, info, resume_from)
+        from pointseg.pretrained import init_model
+
+        say = print if info.rank == 0 else (lambda s: None)
+        return init_model(cfg, data, resume_from=resume_from, say=say, task=self.model_task)
+
     def size_classes(self, cfg, mcfg, data: DataBundle):
         return mcfg
 

@@ -51,6 +51,7 @@ class S3DISTask(PointCloudTask):
     defaults: dict[str, Any] = {}  # TrainConfig's defaults are the S3DIS paper recipe
     settings = frozenset(
         {
+            "init",
             "cache",
             "blocks",
             "test_area",
