@@ -28,14 +28,9 @@ from pointseg.engine.report import fmt_pct, format_class_table, write_eval_outpu
 from pointseg.errors import ConfigError, DataError
 from pointseg.metrics import ConfusionMatrix
 from pointseg.runtime import file_sha256, peak_rss_mb, resolve_device
+from pointseg.runtime.progress import progress_bar as _tqdm
 
 Print = Callable[[str], None]
-
-
-def _tqdm(iterable: Any = None, **kw: Any) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, **kw)
 
 
 @torch.no_grad()

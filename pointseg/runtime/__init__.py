@@ -9,6 +9,7 @@ from pointseg.runtime.device import resolve_device
 from pointseg.runtime.hashing import file_sha256
 from pointseg.runtime.memory import current_rss, peak_rss_mb
 from pointseg.runtime.optional import import_ogb
+from pointseg.runtime.progress import progress_bar
 from pointseg.runtime.rng import rng_state, seed_everything, set_deterministic, set_rng_state
 from pointseg.runtime.signals import StopSignals, TrainingInterrupted
 
@@ -19,6 +20,7 @@ __all__ = [
     "file_sha256",
     "import_ogb",
     "peak_rss_mb",
+    "progress_bar",
     "resolve_device",
     "rng_state",
     "seed_everything",
