@@ -12,7 +12,7 @@ from typing import Any
 
 _LAZY = {
     "Blocks": "blocks",
-    "BlockAugment": "blocks",
+    "BlockAugment": "augment",
     "S3DISBlocks": "blocks",
     "room_to_blocks": "blocks",
     "make_s3dis_blocks": "blocks",
@@ -22,7 +22,7 @@ _LAZY = {
     "MODELNET40_CLASSES": "modelnet",
     "ModelNetH5": "modelnet",
     "ModelNetMeshes": "modelnet",
-    "ShapeAugment": "modelnet",
+    "ShapeAugment": "augment",
     "read_mesh": "modelnet",
     "sample_surface": "modelnet",
     "read_ply": "ply",

@@ -21,7 +21,9 @@ Differences from PointNet's code, all deliberate and documented here:
   we draw it without replacement, so no point is repeated while others are skipped.
 - PointNet centres x, y on the minimum of the *sampled* points + block_size / 2. Our default
   (`centering="points"`) uses the minimum over *all* of the block's points, so every sample of a
-  block shares one frame; `centering="cell"` uses the grid-column centre instead.
+  block shares one frame; `centering="cell"` uses the grid-column centre instead, and
+  `centering="sampled"` is PointNet's own rule (what models trained on the published HDF5 blocks,
+  such as DGCNN's, were fed; a checkpoint's input recipe says which it needs).
 - `cover_all=True` (ours; used for test blocks and whole-room evaluation): a block with more
   than `num_point` points is split into ``ceil(m / num_point)`` samples that together contain
   every one of its points (the last sample is topped up with other points of the same block).
@@ -62,6 +64,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pointseg.data.augment import BlockAugment  # re-exported: its home is data.augment
 from pointseg.errors import DataError
 from pointseg.io import atomic_write
 
@@ -230,6 +233,11 @@ def _check_cloud(xyz: np.ndarray, rgb: np.ndarray, what: str) -> tuple[np.ndarra
     return xyz, rgb
 
 
+# x/y frame of a block sample: min over the block's points ("points", ours), min over the sample's
+# points ("sampled", PointNet's room2blocks and so the published HDF5 blocks, DGCNN), grid cell centre.
+CENTERINGS = ("points", "sampled", "cell")
+
+
 def _check_recipe(
     block_size: float, stride: float, num_point: int, min_points: int, centering: str
 ) -> None:
@@ -237,8 +245,8 @@ def _check_recipe(
         raise ValueError(f"block_size and stride must be > 0, got {block_size}, {stride}")
     if num_point < 1 or min_points < 1:
         raise ValueError(f"num_point and min_points must be >= 1, got {num_point}, {min_points}")
-    if centering not in ("points", "cell"):
-        raise ValueError(f"centering must be 'points' or 'cell', got {centering!r}")
+    if centering not in CENTERINGS:
+        raise ValueError(f"centering must be one of {list(CENTERINGS)}, got {centering!r}")
 
 
 def _base_seed(rng: np.random.Generator | int | None) -> int:
@@ -397,6 +405,8 @@ def plan_tile(
     cell = kept_ij[q]  # (k, 2)
     if centering == "points":
         centre = col_min[q] + grid.block_size / 2  # (k, 2)
+    elif centering == "sampled":  # PointNet's own: min over each sample's points
+        centre = pos[index, :2].min(axis=1) + grid.block_size / 2 if k else np.zeros((0, 2))
     else:
         centre = cell * grid.stride + grid.block_size / 2
     return TilePlan(
@@ -1092,58 +1102,6 @@ def make_s3dis_blocks(
 # ----------------------------------------------------------------------------------------------
 # Dataset
 # ----------------------------------------------------------------------------------------------
-
-
-class BlockAugment:
-    """Optional training augmentation of block samples (all off by default, as in the paper).
-
-    Args:
-        rotate_z: rotate the block-centred x, y channels (0:2) by a random angle about z.
-            The room-normalised channels 6:9 are left alone (they must stay in [0, 1]).
-        scale: (lo, hi) uniform random isotropic scale of channels 0:3.
-        jitter: Gaussian noise sigma added to channels 0:3, clipped at 5 sigma.
-    """
-
-    def __init__(
-        self,
-        rotate_z: bool = False,
-        scale: tuple[float, float] | None = None,
-        jitter: float | None = None,
-    ) -> None:
-        if scale is not None and not (0 < scale[0] <= scale[1]):
-            raise ValueError(f"scale must be (lo, hi) with 0 < lo <= hi, got {scale}")
-        if jitter is not None and jitter < 0:
-            raise ValueError(f"jitter must be >= 0, got {jitter}")
-        self.rotate_z = rotate_z
-        self.scale = scale
-        self.jitter = jitter
-
-    @property
-    def active(self) -> bool:
-        return bool(self.rotate_z or self.scale is not None or self.jitter)
-
-    def __call__(
-        self, points: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """`points` (P, C≥3) float32 → augmented copy (or `points` itself when inactive)."""
-        if not self.active:
-            return points
-        points = points.clone()
-        if self.rotate_z:
-            theta = float(torch.rand((), generator=generator)) * 2 * math.pi
-            c, s = math.cos(theta), math.sin(theta)
-            rot = torch.tensor([[c, -s], [s, c]], dtype=points.dtype)  # (2, 2)
-            points[:, 0:2] = points[:, 0:2] @ rot.T
-        if self.scale is not None:
-            lo, hi = self.scale
-            points[:, 0:3] *= lo + (hi - lo) * float(torch.rand((), generator=generator))
-        if self.jitter:
-            noise = torch.randn(points.shape[0], 3, generator=generator, dtype=points.dtype)
-            points[:, 0:3] += (noise * self.jitter).clamp(-5 * self.jitter, 5 * self.jitter)
-        return points
-
-    def __repr__(self) -> str:
-        return f"BlockAugment(rotate_z={self.rotate_z}, scale={self.scale}, jitter={self.jitter})"
 
 
 def _block_folder(root: Path, split: str) -> Path:

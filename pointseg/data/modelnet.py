@@ -10,9 +10,7 @@ Two sources, one item format `(points (num_points, 3) float32 tensor, label int6
   samples `num_points` points per mesh on the surface (area-weighted, normalised to the unit
   sphere) once, and caches them in an npz file so epochs do not resample meshes.
 
-Training augmentation (DESIGN §3 ModelNet recipe, DGCNN's `translate_pointcloud`):
-:class:`ShapeAugment` — per-axis random scale in [2/3, 3/2], per-axis shift in [−0.2, 0.2], and a
-random point order.
+Training augmentation: :class:`pointseg.data.augment.ShapeAugment` (re-exported here).
 """
 
 from __future__ import annotations
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pointseg.data.augment import ShapeAugment  # re-exported: its home is data.augment
 from pointseg.data.ply import read_ply_elements
 from pointseg.errors import DataError
 from pointseg.io import atomic_write
@@ -360,43 +359,6 @@ def sample_surface(
 # ----------------------------------------------------------------------------------------------
 # Datasets
 # ----------------------------------------------------------------------------------------------
-
-
-class ShapeAugment:
-    """DGCNN / DeepGCNs ModelNet augmentation: random per-axis scale and shift, shuffled points.
-
-    Args:
-        scale: (lo, hi) per-axis scale range ((2/3, 3/2) as published); None disables.
-        shift: per-axis shift range [−shift, shift] (0.2); None or 0 disables.
-        shuffle: randomly permute the points.
-
-    Only channels 0:3 are changed (normals, if present, are left as they are).
-    """
-
-    def __init__(
-        self,
-        scale: tuple[float, float] | None = (2.0 / 3.0, 3.0 / 2.0),
-        shift: float | None = 0.2,
-        shuffle: bool = True,
-    ) -> None:
-        self.scale, self.shift, self.shuffle = scale, shift, shuffle
-
-    def __call__(
-        self, points: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """`points` (P, C≥3) float32 → augmented copy."""
-        points = points.clone()
-        if self.scale is not None:
-            lo, hi = self.scale
-            points[:, 0:3] *= lo + (hi - lo) * torch.rand(3, generator=generator)
-        if self.shift:
-            points[:, 0:3] += (2 * torch.rand(3, generator=generator) - 1) * self.shift
-        if self.shuffle:
-            points = points[torch.randperm(points.shape[0], generator=generator)]
-        return points
-
-    def __repr__(self) -> str:
-        return f"ShapeAugment(scale={self.scale}, shift={self.shift}, shuffle={self.shuffle})"
 
 
 def _h5_files(root: Path, split: str) -> list[Path]:

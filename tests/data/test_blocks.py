@@ -14,7 +14,6 @@ import torch
 
 from pointseg.data import blocks as B
 from pointseg.data.blocks import (
-    BlockAugment,
     S3DISBlocks,
     make_s3dis_blocks,
     nearest_covered_index,
@@ -288,22 +287,6 @@ def test_dataset_errors(tmp_path):
         f.create_dataset("label", data=np.full((1, 4), 13, np.uint8))
     with pytest.raises(DataError, match=r"ply_data_all_0.h5: label out of range"):
         S3DISBlocks(bad)
-
-
-def test_block_augment():
-    x = torch.randn(64, 9)
-    assert BlockAugment()(x) is x  # off by default: identity
-    g = torch.Generator().manual_seed(0)
-    r = BlockAugment(rotate_z=True)(x, generator=g)
-    torch.testing.assert_close(r[:, :2].norm(dim=1), x[:, :2].norm(dim=1))
-    torch.testing.assert_close(r[:, 2:], x[:, 2:])  # z, rgb, normalised xyz untouched
-    assert not torch.allclose(r[:, :2], x[:, :2])
-    s = BlockAugment(scale=(0.8, 1.2))(x, generator=g)
-    ratio = s[:, :3] / x[:, :3]
-    assert torch.allclose(ratio, ratio[0, 0]) and 0.8 <= ratio[0, 0] <= 1.2
-    j = BlockAugment(jitter=0.01)(x, generator=g)
-    assert 0 < (j[:, :3] - x[:, :3]).abs().max() <= 0.05 + 1e-6
-    torch.testing.assert_close(j[:, 3:], x[:, 3:])
 
 
 # ------------------------------------------------------------------------------ cache → HDF5

@@ -15,7 +15,6 @@ from pointseg.data.synthetic import (
     JITTER,
     MODELNET_SYNTH_CLASSES,
     ROOM_TYPES,
-    _Sampler,
     annotation_order,
     format_points,
     make_mesh,
@@ -24,6 +23,7 @@ from pointseg.data.synthetic import (
     synth_modelnet,
     synth_s3dis,
 )
+from pointseg.data.synthetic.sampling import SurfaceSampler
 from pointseg.errors import ConfigError, DataError
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -228,7 +228,7 @@ def test_default_density_gives_20k_to_60k_points_per_room():
 
 
 def test_sampler_density_is_per_square_metre():
-    s = _Sampler(np.random.default_rng(0), 500.0)
+    s = SurfaceSampler(np.random.default_rng(0), 500.0)
     pts = s.rect([1, 2, 3], [4, 0, 0], [0, 0, 2.5])  # 10 m²
     assert abs(len(pts) - 5000) < 4 * np.sqrt(5000)
     assert np.all(pts[:, 1] == 2) and pts[:, 0].min() >= 1 and pts[:, 0].max() <= 5
@@ -488,3 +488,46 @@ def test_classes_are_learnable_but_not_from_colour_alone():
         model = sklearn.RandomForestClassifier(40, min_samples_leaf=5, random_state=0)
         acc[name] = float((model.fit(x[sel], y[sel]).predict(xt) == yt).mean())
     assert acc["colour"] < 0.7 and acc["both"] > 0.85, acc
+
+
+def test_room_elements_add_only_their_classes_and_share_one_builder():
+    """The room builder split into element modules: each element function adds objects of its
+    own classes only (at least one), and the builder's free-space bookkeeping is shared."""
+    from pointseg.data.synthetic.builder import RoomBuilder
+    from pointseg.data.synthetic.clutter import add_clutter
+    from pointseg.data.synthetic.furniture import add_bookcases, add_furniture, add_sofas
+    from pointseg.data.synthetic.structure import (
+        add_beams,
+        add_boards,
+        add_columns,
+        add_doors,
+        add_structure,
+        add_windows,
+    )
+
+    b = RoomBuilder(np.random.default_rng(3), ROOM_TYPES["office"], 0.2)
+    steps = [
+        (add_structure, {"floor", "ceiling", "wall"}),
+        (add_doors, {"door"}),
+        (add_windows, {"window"}),
+        (add_columns, {"column"}),
+        (add_beams, {"beam"}),
+        (add_boards, {"board"}),
+        (add_furniture, {"table", "chair"}),
+        (add_sofas, {"sofa"}),
+        (add_bookcases, {"bookcase"}),
+        (add_clutter, {"clutter"}),
+    ]
+    for fn, classes in steps:
+        n = len(b.objects)
+        fn(b)
+        added = {o.cls for o in b.objects[n:]}
+        assert added and added <= classes, (fn.__name__, added)
+    assert b.wall_used != [[], [], [], []] and b.floor_used and b.carves
+    # The same steps in make_room's order give make_room's room (before the origin shift).
+    objects = b.finish()
+    room = make_room(np.random.default_rng(3), "office", density=0.2)
+    assert [o.cls for o in objects] == [o.cls for o in room.objects]
+    for a, r in zip(objects, room.objects, strict=True):
+        np.testing.assert_array_equal(np.round(a.xyz, 3) + 0.0, r.xyz)
+        np.testing.assert_array_equal(a.rgb, r.rgb)
