@@ -82,16 +82,21 @@ def _mode_from_env() -> str:
 
 
 _mode = _mode_from_env()
+_forced = False  # set by a --knn flag: a model config's `knn` does not override it
 # What the last bf16-path call did (benchmarks read it): rows re-done in fp32, mean |S|.
 last_bf16_stats: dict = {}
 
 
-def set_knn_mode(mode: str) -> str:
-    """Set the process-wide kNN mode (one of ``KNN_MODES``); returns the previous one."""
-    global _mode
+def set_knn_mode(mode: str, *, force: bool = False) -> str:
+    """Set the process-wide kNN mode (one of ``KNN_MODES``); returns the previous one.
+
+    ``force=True`` (a command's ``--knn`` flag) also makes models ignore their config's ``knn``.
+    """
+    global _mode, _forced
     if mode not in KNN_MODES:
         raise ValueError(f"knn mode must be one of {KNN_MODES}; got {mode!r}")
     prev, _mode = _mode, mode
+    _forced = _forced or force
     return prev
 
 
@@ -100,9 +105,12 @@ def get_knn_mode() -> str:
 
 
 @contextlib.contextmanager
-def knn_mode(mode: str | None):
-    """``with knn_mode("exact32"): ...`` — the kNN mode inside the block (None: unchanged)."""
-    if mode is None:
+def knn_mode(mode: str | None, *, weak: bool = False):
+    """``with knn_mode("exact32"): ...`` — the kNN mode inside the block (None: unchanged).
+
+    ``weak=True`` (a model's config): no change while a forced mode (``--knn``) is set.
+    """
+    if mode is None or (weak and _forced):
         yield
         return
     prev = set_knn_mode(mode)

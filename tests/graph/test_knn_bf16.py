@@ -249,3 +249,39 @@ def test_dilated_knn_uses_the_mode():
         b = dilated_knn(x, 16, 4)
         assert not K.last_bf16_stats
     assert slot_agreement(a, b) >= 0.999
+
+
+def test_flag_choices_match_modes_and_force_beats_config(monkeypatch):
+    import argparse
+
+    from pointseg.commands._knn import KNN_CHOICES, add_knn_argument, apply_knn_argument
+    from pointseg.models import DeepGCN, get_config
+
+    assert KNN_CHOICES == K.KNN_MODES
+    p = argparse.ArgumentParser()
+    add_knn_argument(p)
+    assert p.parse_args([]).knn is None
+    with pytest.raises(SystemExit):
+        p.parse_args(["--knn", "fast"])
+    monkeypatch.setattr(K, "_mode", "auto")
+    monkeypatch.setattr(K, "_forced", False)
+    seen = []
+    real = K.bf16_selected
+
+    def spy(x, kmax, method="auto"):
+        seen.append(K.get_knn_mode())
+        return real(x, kmax, method)
+
+    monkeypatch.setattr(K, "bf16_selected", spy)
+    cfg = get_config("resgcn4_tiny_static").replace(knn="exact32")
+    model = DeepGCN(cfg).eval()
+    x = torch.rand(1, 64, cfg.in_channels)
+    with torch.no_grad():
+        model(x)
+    assert seen and set(seen) == {"exact32"}  # the config pins the path inside forward
+    assert K.get_knn_mode() == "auto"  # and only there
+    seen.clear()
+    apply_knn_argument(p.parse_args(["--knn", "bf16"]))  # a flag wins over the config
+    with torch.no_grad():
+        model(x)
+    assert set(seen) == {"bf16"}
