@@ -102,7 +102,9 @@ def test_large_common_offset():
 def test_kd_close_to_n(kmax):
     torch.manual_seed(3)
     x = torch.randn(1, 1024, 16)
-    ranks = torch.unique(torch.cat([torch.arange(0, kmax, max(1, kmax // 16)), torch.tensor([kmax - 1])]))
+    ranks = torch.unique(
+        torch.cat([torch.arange(0, kmax, max(1, kmax // 16)), torch.tensor([kmax - 1])])
+    )
     got = knn_ranks(x, ranks, method="bf16")
     assert_exact_by_distance(x, got, ranks)
 
