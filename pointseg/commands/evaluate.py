@@ -96,8 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=8,
-        help="blocks (or shapes) per forward pass (default 8)",
+        default=None,
+        help="blocks, shapes or graphs per forward pass (default 8; graph-level tasks: the "
+        "training batch); not for full-graph node tasks",
     )
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1, … (default: cuda if available, else cpu)"

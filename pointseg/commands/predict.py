@@ -222,7 +222,8 @@ def write_segmentation(
 
 # ------------------------------------------------------------------------------ main
 def _load_model(checkpoint: str) -> tuple[Any, dict, Path, list[str]]:
-    from pointseg.engine.evaluate import _load, checkpoint_task, resolve_checkpoint
+    from pointseg.engine.checkpoints import checkpoint_task, resolve_checkpoint
+    from pointseg.engine.checkpoints import load_model as _load
 
     path = resolve_checkpoint(checkpoint)
     model, ckpt = _load(path)
@@ -302,7 +303,6 @@ def predict_files(
     import torch
 
     from pointseg.data.pointcloud import read_point_cloud
-    from pointseg.engine.evaluate import _tqdm, peak_rss_mb, resolve_device
     from pointseg.engine.predict import (
         _parse_bytes,
         checkpoint_block_settings,
@@ -310,7 +310,9 @@ def predict_files(
         predict_cloud,
     )
     from pointseg.engine.report import format_class_table, write_json
+    from pointseg.engine.s3dis_eval import _tqdm
     from pointseg.metrics import ConfusionMatrix
+    from pointseg.runtime import peak_rss_mb, resolve_device
 
     say = print_fn or (lambda s: None)
     if threads:
