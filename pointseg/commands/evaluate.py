@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pointseg.commands._knn import add_knn_argument, apply_knn_argument
+
 
 def _positive_int(s: str) -> int:
     v = int(s)
@@ -20,6 +22,7 @@ def _positive_float(s: str) -> float:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
+    add_knn_argument(p)
     p.add_argument(
         "--threads",
         type=_positive_int,
@@ -174,6 +177,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _set_threads(args: argparse.Namespace) -> None:
+    apply_knn_argument(args)
     if args.threads:
         import torch
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pointseg.commands._knn import add_knn_argument
+
 # flag dest → TrainConfig key (flags the user did not give stay None and do not override)
 _FLAG_KEYS = {
     "model": "model",
@@ -176,6 +178,7 @@ def _add_arguments(p: argparse.ArgumentParser, dataset: str) -> None:
         help="torch.use_deterministic_algorithms + fixed thread count (--threads, default 1)",
     )
     r.add_argument("--threads", type=int)
+    add_knn_argument(r)  # stored as model.knn: eval / predict of the checkpoint use the same path
     r.add_argument(
         "--device",
         help="auto (default: cuda:<local rank> if available, else cpu), cpu, cuda, cuda:1 …",
@@ -211,6 +214,8 @@ def config_from_args(args: argparse.Namespace):
     from pointseg.engine.train import load_run_config, resolve_config
 
     flags = {key: getattr(args, dest, None) for dest, key in _FLAG_KEYS.items()}
+    if getattr(args, "knn", None):
+        args.set = [*(args.set or []), f"model.knn={args.knn}"]
     cfg = resolve_config(args.dataset, config_file=args.config, flags=flags, sets=args.set)
     if args.resume:
         base = load_run_config(cfg.run_dir)
