@@ -28,7 +28,7 @@ from torch import nn
 from pointseg.errors import ConfigError
 from pointseg.graph import knn
 from pointseg.models.heads import SegmentationHead
-from pointseg.models.registry import register_model
+from pointseg.models.registry import register_kind, register_model
 from pointseg.nn.edge_conv import EdgeConv
 from pointseg.nn.edge_mlp_conv import EdgeMLPConv
 from pointseg.nn.mlp import ACTS, NORMS, ORDERS
@@ -257,3 +257,6 @@ class DGCNN(nn.Module):
 def dgcnn_s3dis() -> DGCNNConfig:
     """DGCNN, S3DIS (dgcnn.pytorch): k=20, graph on channels 6:9, LeakyReLU 0.2, 983,552 params."""
     return DGCNNConfig()
+
+
+register_kind("dgcnn", DGCNNConfig, DGCNN)
