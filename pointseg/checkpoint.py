@@ -41,32 +41,18 @@ __all__ = [
 
 
 def config_from_dict(d: Mapping[str, Any]):
-    """`ModelConfig` (point clouds) or, for ``kind: graph``, `GraphModelConfig` (general graphs)."""
-    d = dict(d)
-    if d.get("kind") == "graph":
-        from pointseg.models.graph import GraphModelConfig
+    """`ModelConfig` (point clouds) or the config class of its ``kind`` (``graph``: general graphs,
+    ``dgcnn``): the model registry's families (`pointseg.models.registry.register_kind`)."""
+    from pointseg.models.registry import config_from_dict as from_dict
 
-        return GraphModelConfig.from_dict(d)
-    if d.get("kind") == "dgcnn":
-        from pointseg.models.dgcnn import DGCNNConfig
-
-        return DGCNNConfig.from_dict(d)
-    return ModelConfig.from_dict(d)
+    return from_dict(dict(d))
 
 
 def build_model(config):
-    """The model of a config: `DeepGCN` or `GraphDeepGCN`."""
-    if getattr(config, "kind", None) == "graph":
-        from pointseg.models.graph import GraphDeepGCN
+    """The model of a config: `DeepGCN`, `GraphDeepGCN` or `DGCNN` (by its ``kind``)."""
+    from pointseg.models.registry import build_model as build
 
-        return GraphDeepGCN(config)
-    if getattr(config, "kind", None) == "dgcnn":
-        from pointseg.models.dgcnn import DGCNN
-
-        return DGCNN(config)
-    from pointseg.models.backbone import DeepGCN
-
-    return DeepGCN(config)
+    return build(config)
 
 
 def _default_meta(config: ModelConfig) -> dict[str, Any]:
@@ -139,7 +125,10 @@ def _load_error(exc: Exception) -> str:
 
 def _looks_original(obj: Any) -> bool:
     state = obj.get("state_dict") if isinstance(obj, dict) else None
-    return isinstance(state, dict) and any(str(k).startswith("head.gconv.") for k in state)
+    if isinstance(state, dict) and any(str(k).startswith("head.gconv.") for k in state):
+        return True
+    # a published DGCNN model: a bare state dict (DataParallel's "module." prefix or none)
+    return isinstance(obj, dict) and ("conv1.0.weight" in obj or "module.conv1.0.weight" in obj)
 
 
 def validate_checkpoint(ckpt: Any, source: str = "checkpoint") -> dict[str, Any]:
@@ -150,7 +139,8 @@ def validate_checkpoint(ckpt: Any, source: str = "checkpoint") -> dict[str, Any]
         )
     if _looks_original(ckpt):
         raise ConfigError(
-            f"{source}: this is an original deep_gcns_torch checkpoint; convert it first with "
+            f"{source}: this is an original deep_gcns_torch checkpoint (or a published DGCNN model); "
+            f"convert it first with "
             f"`pointseg convert --original {source} --out <ours.pt>`"
         )
     if ckpt.get("format") != FORMAT:

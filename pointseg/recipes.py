@@ -24,7 +24,6 @@ _PLANETOID_TRAIN: dict[str, Any] = {
     "batch_size": 1,  # full batch: the whole graph is one step
     "optimizer": "adam",  # GCN / GAT / DeeperGCN all use Adam
     "scheduler": "none",  # GCN/GAT use a constant learning rate
-    "val_fraction": 0.0,  # the public split's 500 validation nodes, nothing held out of train
 }
 
 PLANETOID: dict[str, dict[str, Any]] = {
@@ -65,7 +64,6 @@ OGBG_MOL: dict[str, Any] = {
     "lr": 0.01,
     "weight_decay": 0.0,
     "scheduler": "none",
-    "val_fraction": 0.0,
 }
 
 # ---------------------------------------------------------------------------------- --quick

@@ -104,8 +104,14 @@ def parent_dir(cfg) -> Path:
 
 
 def recipe(cfg_dict: dict) -> dict:
-    """The part of a TrainConfig dict that must agree between the seeds of one parent."""
-    return {k: v for k, v in sorted(cfg_dict.items()) if k not in RUNTIME_KEYS}
+    """The part of a TrainConfig dict that must agree between the seeds of one parent: no runtime
+    keys, and none of the optional settings that the task does not read (`Task.settings`)."""
+    from pointseg.tasks import get_task, task_names
+    from pointseg.tasks.base import OPTIONAL_SETTINGS
+
+    name = cfg_dict.get("dataset")
+    unread = OPTIONAL_SETTINGS - get_task(name).settings if name in task_names() else frozenset()
+    return {k: v for k, v in sorted(cfg_dict.items()) if k not in RUNTIME_KEYS and k not in unread}
 
 
 def _seed_dirs(parent: Path) -> list[Path]:
@@ -114,7 +120,7 @@ def _seed_dirs(parent: Path) -> list[Path]:
 
 
 def _run_config(run_dir: Path) -> dict:
-    from pointseg.engine.train import TrainConfig, load_run_config
+    from pointseg.engine.config import TrainConfig, load_run_config
 
     return TrainConfig.from_dict(load_run_config(run_dir), str(run_dir / "config.yaml")).to_dict()
 
@@ -203,8 +209,8 @@ def _check_test_split(cfg) -> None:
     if not is_graph_task(cfg.dataset):
         return  # point-cloud tasks always have one (S3DIS test area, ModelNet test split)
     task = get_task(cfg.dataset)
-    data = task.load(task.resolve_root(cfg.data))
-    if data.num_samples("test") == 0:
+    data = task.build_data(cfg, None)
+    if task.num_samples(data, "test") == 0:
         raise ConfigError(
             f"{cfg.dataset}: the data under {cfg.data} has no test split (0 test "
             f"{'nodes' if task.level == 'node' else 'graphs'}), so --seeds has nothing to score; "

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from pointseg.errors import DataError
-from pointseg.models.graph import register_graph_model
 from pointseg.recipes import OGBG_MOL
+from pointseg.runtime import import_ogb
 from pointseg.tasks import register_task
-from pointseg.tasks.base import GraphData, GraphLevelTask, import_ogb
+from pointseg.tasks.graphs import GraphData, GraphLevelTask
 
 # OGB's molecule datasets (ogb/graphproppred/master.csv)
 MOL_DATASETS = (
@@ -205,34 +205,6 @@ class OGBMolTask(GraphLevelTask):
         value = float(res[ev.eval_metric])
         return -value if self.regression else value
 
-
-register_graph_model(
-    "resgen_mol",
-    "res+ GENConv (softmax, learnable β), 4 layers, 64 ch, atom/bond encoders, mean pooling: "
-    "molecule default (DeeperGCN's molhiv model is resgen7_mol)",
-    task="graph",
-    channels=64,
-    num_layers=4,
-    dropout=0.2,
-    node_encoder="atom",
-    edge_encoder="bond",
-    num_classes=1,
-)
-
-register_graph_model(
-    "gcn5_ogb",
-    "OGB's GCN baseline for molecules (examples/graphproppred/mol, --gnn gcn): 5 PyG GCNConv layers, "
-    "300 ch, BatchNorm, dropout 0.5, atom encoder, no virtual node, no edge features, mean pooling",
-    task="graph",
-    conv="gcn",
-    block="plain",
-    channels=300,
-    num_layers=5,
-    norm="batch",
-    dropout=0.5,
-    node_encoder="atom",
-    num_classes=1,
-)
 
 for _short in MOL_DATASETS:
     register_task(OGBMolTask(_short))

@@ -15,7 +15,7 @@ from pointseg.cli import main
 from pointseg.engine import seeds as S
 from pointseg.errors import ConfigError
 from pointseg.tasks import TASK_REGISTRY, register_task
-from pointseg.tasks.base import GraphData, NodeTask
+from pointseg.tasks.graphs import GraphData, NodeTask
 
 
 class ToyNodes(NodeTask):
@@ -30,7 +30,6 @@ class ToyNodes(NodeTask):
         "optimizer": "adam",
         "lr": 0.01,
         "scheduler": "none",
-        "val_fraction": 0.0,
     }
 
     def __init__(self, name: str, test_nodes: int = 24) -> None:

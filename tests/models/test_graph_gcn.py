@@ -11,8 +11,8 @@ pytest.importorskip("ogb")
 
 from torch_geometric.nn import GCNConv, global_mean_pool  # noqa: E402
 
-import pointseg.tasks.ogbg  # noqa: E402,F401  (registers the molecule presets)
-from pointseg.models.graph import GraphDeepGCN, get_graph_config  # noqa: E402
+from pointseg.models.graph import GraphDeepGCN  # noqa: E402
+from pointseg.models.registry import get_graph_config  # noqa: E402
 from pointseg.nn.sparse_conv import create_sparse_conv  # noqa: E402
 
 

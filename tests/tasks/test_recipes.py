@@ -12,9 +12,9 @@ import pytest
 from pointseg.cli import build_parser, main
 from pointseg.commands.train import config_from_args
 from pointseg.errors import ConfigError
-from pointseg.models.graph import get_graph_config
+from pointseg.models.registry import get_graph_config
 from pointseg.recipes import OGBG_MOL, PLANETOID, QUICK
-from pointseg.tasks.base import import_ogb
+from pointseg.runtime import import_ogb
 
 
 def _cfg(*argv):
@@ -51,7 +51,7 @@ def test_quick_sits_below_flags_and_sets():
 
 @pytest.fixture(scope="module")
 def ogb_root(shared_data):
-    try:  # without ogb's PyPI version check (see pointseg.tasks.base.import_ogb)
+    try:  # without ogb's PyPI version check (see pointseg.runtime.import_ogb)
         import_ogb()
     except ImportError:
         pytest.skip("ogb is not installed")
