@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from pointseg.data import blocks as B
+from pointseg.data.blocks import make as B
 from pointseg.data.blocks import (
     S3DISBlocks,
     make_s3dis_blocks,

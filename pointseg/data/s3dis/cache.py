@@ -36,14 +36,6 @@ def save_room(path: str | os.PathLike, room: RoomData) -> None:
     with atomic_write(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
         # A file object, not a path: np.savez would append ".npz" to the temp name.
         np.savez(fh, xyz=room.xyz, rgb=room.rgb, label=room.label, instance=room.instance)
-        # mkstemp creates 0600 files; a shared cache should be readable like any other output.
-        os.chmod(tmp, 0o666 & ~_umask())
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 _EXPECTED = {

@@ -23,7 +23,7 @@ from pointseg.data.s3dis.classes import CLASSES
 from pointseg.data.s3dis.issues import Issue
 from pointseg.data.s3dis.room import parse_room
 from pointseg.errors import DataError
-from pointseg.io import atomic_write_text
+from pointseg.io import atomic_write_text, remove_stale_temps
 
 # Seconds between index.json rewrites while rooms complete (and always at the end / on Ctrl-C).
 INDEX_WRITE_INTERVAL = 1.0
@@ -128,17 +128,6 @@ def _verify(entry: dict[str, Any], out: Path, source: dict[str, int]) -> bool:
     return entry.get("source") == source and _sha256(path) == entry.get("sha256")
 
 
-def _remove_orphans(path: Path) -> None:
-    """Delete temp files of `path` left by a killed earlier run (atomic_write names them
-    `.<name>.<random>.npz.tmp`); concurrent runs on one cache folder are not supported."""
-    if not path.parent.is_dir():
-        return
-    prefix, suffix = f".{path.name}.", ".npz.tmp"
-    for name in os.listdir(path.parent):
-        if name.startswith(prefix) and name.endswith(suffix):
-            (path.parent / name).unlink(missing_ok=True)
-
-
 def _prepare_room(task: RoomTask) -> dict[str, Any]:
     """Worker: parse one room and write its npz. Never raises (the failure is returned)."""
     t0 = time.perf_counter()
@@ -147,7 +136,7 @@ def _prepare_room(task: RoomTask) -> dict[str, Any]:
         source = _source_fingerprint(room_dir)
         data, issues = parse_room(room_dir)
         path = Path(task.out) / task.out_file
-        _remove_orphans(path)
+        remove_stale_temps(path)
         save_room(path, data)
         entry = {
             "area": task.area,
