@@ -24,6 +24,21 @@ if ! command -v Xvfb >/dev/null || ! have_lib libGL.so.1 || ! have_lib libusb-1.
     echo "[setup] the Open3D viewer needs libgl1 libusb-1.0-0 xvfb, which are missing and cannot be installed here (needs root and apt-get): its tests will skip; pointseg view --no-window works"
   fi
 fi
+# Headless Chromium + chromedriver for the browser viewer's tests (`pointseg view --web` /
+# `--export-html`, tests/viewer/test_web.py, driven by Selenium at /usr/bin/chromedriver: no
+# browser download). Same rule: installed as root with apt-get, otherwise said once.
+if ! { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; } \
+    || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[setup] installing headless Chromium for the browser viewer's tests: chromium chromium-driver"
+    if ! { apt-get update -qq >/dev/null \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }; then
+      echo "[setup] apt-get could not install chromium chromium-driver: the browser tests will skip (pointseg view --web / --export-html still work)"
+    fi
+  else
+    echo "[setup] chromium + chromium-driver are missing and cannot be installed here (needs root and apt-get): the browser viewer's tests will skip; pointseg view --web / --export-html still work"
+  fi
+fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 "$VENV/bin/python" -m pip install -q -e ".[test,dev,viz]"

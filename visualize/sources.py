@@ -290,6 +290,8 @@ def load_scene(
         base = _load_prediction(base_path)
     else:
         raise ConfigError("pointseg view: no room found in the inputs")
+    if len(np.asarray(base["xyz"]).reshape(-1)) == 0:
+        raise DataError(f"{base_path}: the point cloud has no points; nothing to show")
     for s in sets:
         path = s.files[key]
         data = base if path == base_path else _load_prediction(path)

@@ -18,6 +18,8 @@ EPILOG = """examples:
   pointseg view reports/demo --no-window --screenshot figure.png             # no OpenGL at all
   pointseg view reports/demo --export-ply out/                                # one PLY per panel
   pointseg view checkpoints/<modelnet run>/eval_modelnet40 --shapes 24         # ModelNet grid
+  pointseg view reports/demo --web                     # browser, http://localhost:8080 (ssh -L)
+  pointseg view reports/demo --export-html comparison.html   # one self-contained HTML file
 """
 
 
@@ -35,17 +37,25 @@ def _positive_int(s: str) -> int:
     return v
 
 
+def _port(s: str) -> int:
+    v = int(s)
+    if not 0 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535; got {s}")
+    return v
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from visualize.scene import COLORINGS, VIEWS
 
     p = subparsers.add_parser(
         "view",
-        help="compare ground truth / PlainGCN / ResGCN side by side (Open3D, screenshots, PLY)",
+        help="compare ground truth / PlainGCN / ResGCN side by side (Open3D, browser, screenshots, PLY)",
         description=(
             "Show one room's ground truth and any number of models' predictions side by side in one "
             "Open3D window (one camera), with key bindings to switch colourings; or write a "
             "screenshot (--screenshot, works headless under Xvfb), a matplotlib figure "
-            "(--no-window) or one PLY per panel (--export-ply)."
+            "(--no-window) or one PLY per panel (--export-ply); or in a browser: served from this "
+            "machine (--web, for remote servers) or as one self-contained HTML file (--export-html)."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -104,7 +114,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="display downsample voxel in metres (0 = off; default: automatic above "
         "3 M points in all panels); metrics and exports use every point",
     )
-    p.add_argument("--point-size", type=float, default=None, help="point size (Open3D pixels)")
+    p.add_argument("--point-size", type=float, default=None, help="point size (pixels)")
+    web = p.add_argument_group("browser (--web / --export-html; docs/viewer.md)")
+    web.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the comparison to a browser (127.0.0.1 unless --host; prints the URL and the "
+        "ssh -L line for a laptop)",
+    )
+    web.add_argument(
+        "--port", type=_port, default=8080, help="--web: port (default 8080; 0 = any free port)"
+    )
+    web.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="--web: address to listen on (default 127.0.0.1; anything else is reachable from "
+        "other machines, without a password)",
+    )
+    web.add_argument(
+        "--export-html",
+        metavar="HTML",
+        help="write one self-contained HTML file (data inside; opens offline in any browser)",
+    )
+    web.add_argument(
+        "--budget",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="--web / --export-html: points drawn in all panels together (default 1,000,000); "
+        "larger rooms are voxel-downsampled for display only",
+    )
+    web.add_argument("--verbose-web", action="store_true", help="--web: log every request")
     p.add_argument("--show-ceiling", action="store_true", help="do not hide the ceiling")
     p.add_argument("--isolate", metavar="CLASS", help="show only this class (e.g. chair)")
     p.add_argument("--width", type=_positive_int, default=1600, help="image width (default 1600)")
@@ -158,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
                 f"--isolate: unknown class {args.isolate!r}; classes: {', '.join(scene.class_names)}"
             )
         isolate = scene.class_names.index(args.isolate)
-    interactive = not (args.screenshot or args.no_window or args.export_ply)
+    browser = args.web or args.export_html
+    interactive = not (args.screenshot or args.no_window or args.export_ply or browser)
 
     from visualize.viewer import summary
 
@@ -168,6 +209,13 @@ def run(args: argparse.Namespace) -> int:
 
         for path in export_ply(scene, args.export_ply, coloring=args.color, pair=pair):
             print(f"wrote {path}")
+    payload = None
+    if browser:
+        from visualize import web
+
+        payload = web.payload_from_args(scene, args, isolate=isolate, pair=pair)
+        if args.export_html:
+            web.export(payload, args.export_html)
     hide = not args.show_ceiling
     if args.no_window:
         from visualize.static import render_static
@@ -182,26 +230,28 @@ def run(args: argparse.Namespace) -> int:
             pair=pair,
         )
         print(f"wrote {out}")
-        return 0
-    if not args.screenshot and not interactive:
-        return 0
-    from visualize.viewer import screenshot, show
+    elif args.screenshot or interactive:
+        from visualize.viewer import screenshot, show
 
-    kw = dict(
-        coloring=args.color,
-        view=args.view,
-        hide_ceiling=hide,
-        voxel=args.voxel,
-        pair=pair,
-        width=args.width,
-        height=args.height,
-        print_fn=_say,
-    )
-    if args.point_size is not None:
-        kw["point_size"] = args.point_size
-    if args.screenshot:
-        shot = screenshot(scene, args.screenshot, isolate=isolate, **kw)
-        print(f"wrote {shot.path}")
-        return 0
-    show(scene, isolate=isolate, **kw)
+        kw = dict(
+            coloring=args.color,
+            view=args.view,
+            hide_ceiling=hide,
+            voxel=args.voxel,
+            pair=pair,
+            width=args.width,
+            height=args.height,
+            print_fn=_say,
+        )
+        if args.point_size is not None:
+            kw["point_size"] = args.point_size
+        if args.screenshot:
+            shot = screenshot(scene, args.screenshot, isolate=isolate, **kw)
+            print(f"wrote {shot.path}")
+        else:
+            show(scene, isolate=isolate, **kw)
+    if args.web:
+        from visualize import web
+
+        web.serve(payload, args, print_fn=lambda s: print(s, flush=True))
     return 0
