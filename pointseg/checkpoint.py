@@ -47,6 +47,10 @@ def config_from_dict(d: Mapping[str, Any]):
         from pointseg.models.graph import GraphModelConfig
 
         return GraphModelConfig.from_dict(d)
+    if d.get("kind") == "dgcnn":
+        from pointseg.models.dgcnn import DGCNNConfig
+
+        return DGCNNConfig.from_dict(d)
     return ModelConfig.from_dict(d)
 
 
@@ -56,6 +60,10 @@ def build_model(config):
         from pointseg.models.graph import GraphDeepGCN
 
         return GraphDeepGCN(config)
+    if getattr(config, "kind", None) == "dgcnn":
+        from pointseg.models.dgcnn import DGCNN
+
+        return DGCNN(config)
     from pointseg.models.backbone import DeepGCN
 
     return DeepGCN(config)

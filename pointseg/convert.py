@@ -77,13 +77,14 @@ def load_original_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.T
         )
     if not isinstance(state, dict) or not state:
         raise ConfigError(f"{path}: 'state_dict' is empty or not a dict")
-    if all(k.startswith("module.") for k in state):
+    if all(isinstance(k, str) and k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
-    if not any(k.startswith("head.gconv.") for k in state):
-        raise ConfigError(
-            f"{path}: not an original deep_gcns_torch dense model (no 'head.gconv.*' keys; "
-            f"first keys: {list(state)[:5]})"
-        )
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ConfigError(f"{path}: state dict entries that are not tensors: {bad[:5]}")
+    from pointseg.convert_dgcnn import detect_format
+
+    detect_format(state, str(path))  # an unknown or unsupported architecture fails here
     return state, rest
 
 
@@ -276,26 +277,100 @@ def convert_original_file(
     **overrides: Any,
 ) -> tuple[torch.nn.Module, Path]:
     """Convert an original checkpoint file into a pointseg checkpoint at `out` (atomic write)."""
+    result = convert_file(original, out, base, dataset=dataset, **overrides)
+    return result["model"], result["path"]
+
+
+def convert_file(
+    original: str | os.PathLike,
+    out: str | os.PathLike,
+    base: str | ModelConfig | None = None,
+    *,
+    dataset: str | None = None,
+    verify: str | os.PathLike | None = None,
+    tolerance: float = 1e-5,
+    min_agreement: float = 0.999,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Recognise, convert, optionally verify, then write `out` (atomically, and only if every
+    step passed). The format comes from the keys and shapes (`convert_dgcnn.detect_format`):
+    original deep_gcns_torch models, or the published DGCNN S3DIS model.
+
+    Returns {"model", "config", "format", "path" (None when verification failed), "verify"
+    (check_layers / check_dgcnn_layers result), "passed" (bool)}.
+    """
     from pointseg.checkpoint import save_checkpoint
+    from pointseg.convert_dgcnn import (
+        DGCNN_S3DIS_RECIPE,
+        check_dgcnn_layers,
+        convert_dgcnn_state_dict,
+        detect_format,
+        is_dgcnn_fixture,
+    )
 
     state, rest = load_original_state_dict(original)
-    model, config = convert_original(state, base, **overrides)
-    if dataset is None:
-        dataset = "s3dis" if config.task == "segmentation" else "modelnet40"
+    fmt = detect_format(state, str(original))
+    if verify is not None and not Path(verify).is_file():
+        raise ConfigError(f"reference layers file not found: {verify}")
+    if fmt == "dgcnn_s3dis":
+        if base is not None or overrides:
+            given = ["--base"] * (base is not None) + [f"--{k}" for k in overrides]
+            raise ConfigError(
+                f"{original}: {', '.join(given)} describe original deep_gcns_torch models; the "
+                "DGCNN S3DIS layout is fixed (preset dgcnn_s3dis)"
+            )
+        model, config = convert_dgcnn_state_dict(state, str(original))
+        dataset = dataset or "s3dis"
+        recipe = dict(DGCNN_S3DIS_RECIPE)
+        original_format = "dgcnn.pytorch DGCNN_semseg_s3dis"
+    else:
+        model, config = convert_original(state, base, **overrides)
+        if dataset is None:
+            dataset = "s3dis" if config.task == "segmentation" else "modelnet40"
+        recipe = None
+        if config.task == "segmentation" and config.in_channels == 9:
+            # trained on PointNet's published HDF5 blocks (DESIGN §3)
+            recipe = {**DGCNN_S3DIS_RECIPE, "k": config.k, "graph_channels": [0, 3],
+                      "source": "deep_gcns_torch sem_seg_dense (PointNet's HDF5 blocks)"}  # fmt: skip
+        original_format = "deep_gcns_torch"
+    result: dict[str, Any] = {"model": model, "config": config, "format": fmt, "path": None}
+    result["passed"] = True
+    if verify is not None:
+        if is_dgcnn_fixture(verify) != (fmt == "dgcnn_s3dis"):
+            raise ConfigError(
+                f"{verify}: a fixture of another model than {original} ({fmt}); use "
+                "dgcnn_s3dis_area5_layers.npz for DGCNN, resgcn28_original_layers.npz for ResGCN-28"
+            )
+        if fmt == "dgcnn_s3dis":
+            check = check_dgcnn_layers(model, verify)
+            errors = [*check["layers"], check["emb"], check["logits"]]
+            agreements = [*check["graph_agreement"], check["prediction_agreement"]]
+        else:
+            check = check_layers(model, verify)
+            errors = [*check["layers"], check["logits"]]
+            agreements = check["graph_agreement"]
+        result["verify"] = check
+        result["passed"] = max(errors) <= tolerance and min(agreements) >= min_agreement
+        if not result["passed"]:
+            return result
     meta: dict[str, Any] = {
         "dataset": dataset,
         "classes": _default_classes(dataset, config.num_classes),
         "converted_from": str(Path(original).name),
-        "original_format": "deep_gcns_torch",
+        "original_format": original_format,
     }
+    if recipe is not None:
+        meta["input"] = recipe
     for key in ("epoch", "best_value"):
         value = rest.get(key)
         if isinstance(value, (int, float, str)) or value is None:
             meta[f"original_{key}"] = value
         elif isinstance(value, torch.Tensor) and value.numel() == 1:
             meta[f"original_{key}"] = value.item()
-    path = save_checkpoint(out, model_config=config, model_state=model.state_dict(), meta=meta)
-    return model, path
+    result["path"] = save_checkpoint(
+        out, model_config=config, model_state=model.state_dict(), meta=meta
+    )
+    return result
 
 
 def _default_classes(dataset: str, num_classes: int) -> list[str] | None:

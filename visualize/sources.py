@@ -374,8 +374,13 @@ def predict_with_checkpoint(
     path = ev.resolve_checkpoint(checkpoint)
     model, ckpt = ev._load(path)
     names = ev._s3dis_class_names(ckpt, path)
+    from pointseg.recipe import checkpoint_recipe, stored_recipe
+
+    recipe = checkpoint_recipe(ckpt, str(path))  # the model's own inputs (pointseg.recipe)
     data = ev._meta_data(ckpt)
-    num_point = int(data.get("num_point") or ev._run_config(path).get("num_points") or 4096)
+    num_point = recipe.num_point
+    if stored_recipe(ckpt, str(path)) is None:
+        num_point = int(data.get("num_point") or ev._run_config(path).get("num_points") or 4096)
     xyz = np.asarray(room["xyz"], dtype=np.float32)
     rgb = room.get("rgb")
     if rgb is None:
@@ -388,6 +393,9 @@ def predict_with_checkpoint(
         room.get("label"),
         num_classes=len(names),
         num_point=num_point,
+        block_size=recipe.block_size,
+        min_points=recipe.min_points,
+        centering=recipe.centering,
         stride=stride,
         device=device,
         progress=progress,

@@ -187,6 +187,11 @@ def build_payload(
             colorings[mode] = {"ok": True, "title": COLORING_TITLES[mode]}
         except Exception as exc:  # e.g. diff with one model: the button says why
             colorings[mode] = {"ok": False, "title": COLORING_TITLES[mode], "why": str(exc)}
+    if scene.label is None and not scene.preds:  # a bare scan: its colours are all there is
+        colorings["pred"] = {"ok": False, "title": COLORING_TITLES["pred"],
+                             "why": "no labels: this room has no ground truth and no predictions"}  # fmt: skip
+        if coloring == "pred":
+            coloring = "rgb"
     diff_counts: dict[str, list[int]] = {}
     models = scene.models
     if len(models) >= 2 and len(models) <= 8:

@@ -10,7 +10,9 @@ A standard-library `ThreadingHTTPServer` serves three things, all built once at 
 
 The page needs nothing else (no CDN, no websocket): once loaded, every interaction happens in the
 browser. The server binds to 127.0.0.1 unless told otherwise, prints the URL and the `ssh -L`
-line to reach it from a laptop, and treats a tab that disconnects mid-transfer as routine.
+line to reach it from a laptop, and treats a tab that disconnects mid-transfer as routine. Bound
+to loopback, it answers only requests addressed to localhost / 127.0.0.1 (the Host header), so a
+web page elsewhere cannot read it through DNS rebinding.
 """
 
 from __future__ import annotations
@@ -57,6 +59,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self, head: bool) -> None:
         content: _Content = self.server.content  # type: ignore[attr-defined]
         path = self.path.split("?", 1)[0]
+        if not self._host_ok():
+            # DNS rebinding: a web page elsewhere must not read a loopback-only viewer
+            body = b"pointseg view: open it as http://localhost:<port>/ (ssh -L), not by name\n"
+            self.send_response(403)
+            self._send(body, "text/plain; charset=utf-8", None, head)
+            return
         encoding = None
         if path in ("/", "/index.html"):
             body, kind = content.page, "text/html; charset=utf-8"
@@ -75,6 +83,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_response(200)
         self._send(body, kind, encoding, head)
+
+    def _host_ok(self) -> bool:
+        """Loopback servers answer only requests addressed to a loopback name (Host header)."""
+        if not getattr(self.server, "loopback", False):
+            return True
+        host = (self.headers.get("Host") or "").strip().lower()
+        if host.startswith("["):
+            name = host[1 : host.find("]")] if "]" in host else host
+        else:
+            name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        return name in ("localhost", "127.0.0.1", "::1") or name.startswith("127.")
 
     def _send(self, body: bytes, kind: str, encoding: str | None, head: bool) -> None:
         self.send_header("Content-Type", kind)
@@ -105,6 +124,7 @@ class ViewServer(ThreadingHTTPServer):
     def __init__(self, addr, content: _Content, verbose: bool = False) -> None:
         self.content = content
         self.verbose = verbose
+        self.loopback = is_loopback(addr[0])
         family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         self.address_family = family
         super().__init__(addr, _Handler)

@@ -65,9 +65,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     s3dis.add_argument(
         "--centering",
-        choices=("points", "cell"),
+        choices=("points", "sampled", "cell"),
         default="points",
-        help="x, y centre: block min + half size (PointNet, default) or the grid-cell centre",
+        help="x, y centre: min over the block's points + half size (default), min over each "
+        "sample's points (PointNet's own code, as DGCNN was trained), or the grid-cell centre",
     )
     s3dis.add_argument(
         "--overwrite",

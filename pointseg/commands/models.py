@@ -28,10 +28,10 @@ def count_parameters(config) -> int:
     """Parameter count of `DeepGCN(config)`, built on the meta device (no memory, no init cost)."""
     import torch
 
-    from pointseg.models import DeepGCN
+    from pointseg.models import create_model
 
     with torch.device("meta"):
-        model = DeepGCN(config)
+        model = create_model(config)
     return sum(p.numel() for p in model.parameters())
 
 

@@ -17,6 +17,7 @@ import sys
 # flag dest → TrainConfig key (flags the user did not give stay None and do not override)
 _FLAG_KEYS = {
     "model": "model",
+    "init": "init",
     "run": "run",
     "out": "out_dir",
     "cache": "cache",
@@ -70,6 +71,12 @@ def _add_arguments(p: argparse.ArgumentParser, dataset: str) -> None:
     )
     g.add_argument(
         "--model", help="model preset (see `pointseg models`); default resgcn28 / resgcn28_modelnet"
+    )
+    g.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's weights and architecture (e.g. a converted published "
+        "model); the classifier is re-initialised when the data has another number of classes",
     )
     g.add_argument(
         "--run",

@@ -174,6 +174,11 @@ def run(args: argparse.Namespace) -> int:
     from visualize import shapes
 
     if len(inputs) == 1 and shapes.is_modelnet_eval(inputs[0]):
+        if args.web or args.export_html:
+            raise ConfigError(
+                f"{inputs[0]}: a ModelNet evaluation is shown as a grid of shapes, which the "
+                "browser viewer does not draw; use --screenshot or --no-window"
+            )
         return shapes.run(args)
 
     from visualize.scene import check_coloring

@@ -223,6 +223,7 @@ def evaluate_rooms(
     seed: int = 0,
     predictions_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    centering: str = "points",
 ) -> tuple[ConfusionMatrix, list[dict[str, Any]]]:
     """Whole-room protocol over every room of `area` in the room cache.
 
@@ -256,6 +257,7 @@ def evaluate_rooms(
             device=device,
             seed=seed,
             progress=progress,
+            centering=centering,
         )
         room_cm = ConfusionMatrix(num_classes, class_names=class_names).update(
             res.pred, room["label"]
@@ -534,6 +536,11 @@ def evaluate_s3dis(
             "--area/--cache/--blocks/--protocol"
         )
     names = _s3dis_class_names(ckpt, path)
+    from pointseg.recipe import checkpoint_recipe, stored_recipe
+
+    recipe, stored = checkpoint_recipe(ckpt, str(path)), stored_recipe(ckpt, str(path))
+    if stored is not None:  # the model's own block recipe (e.g. a converted published model)
+        num_point, block_size = num_point or stored.num_point, stored.block_size
     data = _meta_data(ckpt)
     area = int(area if area is not None else data.get("test_area", 5))
     cache = Path(cache if cache is not None else data.get("cache") or "data/s3dis")
@@ -566,6 +573,15 @@ def evaluate_s3dis(
     say(
         f"evaluating {path} on S3DIS Area_{area} ({', '.join(PROTOCOLS[k] for k in keys)}) on {dev}"
     )
+    say(
+        f"input recipe: {block_size:g} m blocks, {num_point} points, centering {recipe.centering} "
+        f"(from {recipe.source})"
+    )
+    if "block" in keys:
+        from pointseg.recipe import blocks_mismatch
+
+        for line in blocks_mismatch(blocks_root, recipe, num_point, block_size):
+            say(f"warning: {line}")
     results: dict[str, ConfusionMatrix] = {}
     entries: dict[str, dict[str, Any]] = {}
     for key in keys:
@@ -580,6 +596,7 @@ def evaluate_s3dis(
                 "stride": stride,
                 "min_points": min_points,
                 "seed": seed,
+                **({"centering": recipe.centering} if recipe.centering != "points" else {}),
             }
         cm = _reusable(out / "metrics.json", sha, area, name, settings) if reuse else None
         extra: dict[str, Any] = {}
@@ -617,6 +634,7 @@ def evaluate_s3dis(
                 batch_size=batch_size,
                 device=dev,
                 seed=seed,
+                centering=recipe.centering,
                 predictions_dir=out / "predictions" if save_predictions else None,
                 progress=progress,
             )

@@ -338,32 +338,12 @@ class BlockSettings:
 
 
 def checkpoint_block_settings(ckpt: dict, path) -> BlockSettings:
-    """Block size, points per block, min points and centering of the training blocks: the blocks
-    manifest the checkpoint names (`meta["data"]["blocks"]`), its `num_point`, else defaults."""
-    import json
-    from pathlib import Path
+    """Block size, points per block, min points and centering the model was trained with: the
+    checkpoint's input recipe (`pointseg.recipe.checkpoint_recipe`)."""
+    from pointseg.recipe import checkpoint_recipe
 
-    data = dict((ckpt.get("meta") or {}).get("data") or {})
-    s = BlockSettings()
-    sources = []
-    blocks = data.get("blocks")
-    if blocks:
-        for split in ("train", "test"):
-            try:
-                params = json.loads((Path(blocks) / split / "manifest.json").read_text())["params"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            s.block_size = float(params.get("block_size", s.block_size))
-            s.num_point = int(params.get("num_point", s.num_point))
-            s.min_points = int(params.get("min_points", s.min_points))
-            s.centering = str(params.get("centering", s.centering))
-            sources.append(f"the training blocks' manifest ({Path(blocks) / split})")
-            break
-    if data.get("num_point"):
-        s.num_point = int(data["num_point"])
-        sources.append("the checkpoint's num_point")
-    s.source = ", ".join(sources) if sources else s.source
-    return s
+    r = checkpoint_recipe(ckpt, str(path))
+    return BlockSettings(r.block_size, r.num_point, r.min_points, r.centering, r.source)
 
 
 def _parse_bytes(text: str | int | float | None) -> int | None:

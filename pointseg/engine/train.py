@@ -92,6 +92,7 @@ class TrainConfig:
     dataset: str = "s3dis"
     model: str = "resgcn28"
     model_args: dict = field(default_factory=dict)
+    init: str | None = None  # checkpoint whose weights (and architecture) start the run
     run: str | None = None  # run folder name under out_dir; default from dataset/model/test area
     out_dir: str = "checkpoints"
     # data
@@ -768,10 +769,18 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed + info.rank)
         self.data = build_data(cfg)
-        self.model_config = build_model_config(cfg, self.data)
-        from pointseg.models import create_model
+        if cfg.init:  # architecture and weights from a checkpoint (pointseg.pretrained)
+            from pointseg.pretrained import init_model
 
-        self.model_raw = create_model(self.model_config)
+            say = print if info.rank == 0 else (lambda s: None)
+            self.model_config, self.model_raw = init_model(
+                cfg, self.data, resume_from=last if resume else None, say=say
+            )
+        else:
+            self.model_config = build_model_config(cfg, self.data)
+            from pointseg.models import create_model
+
+            self.model_raw = create_model(self.model_config)
         self.model = D.wrap_model(self.model_raw, info, sync_bn=cfg.sync_bn)
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
@@ -1330,6 +1339,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     try:
         if cfg.dataset not in DATASETS:  # a graph task (pointseg.tasks)
             from pointseg.engine.graph import GraphTrainer
+
+            if cfg.init:
+                raise ConfigError(f"--init applies to {', '.join(DATASETS)}, not {cfg.dataset}")
 
             return GraphTrainer(cfg, info, resume=resume, overwrite=overwrite).run()
         return Trainer(cfg, info, resume=resume, overwrite=overwrite).run()

@@ -10,9 +10,12 @@ from pointseg.models.registry import (
     list_models,
     register_model,
 )
+from pointseg.models.dgcnn import DGCNN, DGCNNConfig  # noqa: E402 - registers `dgcnn_s3dis`
 
 __all__ = [
     "DeepGCN",
+    "DGCNN",
+    "DGCNNConfig",
     "ModelConfig",
     "SegmentationHead",
     "ClassificationHead",

@@ -47,7 +47,7 @@ def create_model(name_or_config: str | ModelConfig | dict, **overrides: Any):
 
     if isinstance(name_or_config, str):
         config = get_config(name_or_config, **overrides)
-    elif isinstance(name_or_config, ModelConfig):
+    elif isinstance(name_or_config, ModelConfig) or hasattr(name_or_config, "kind"):
         config = name_or_config.replace(**overrides) if overrides else name_or_config
     elif isinstance(name_or_config, dict):
         config = ModelConfig.from_dict({**name_or_config, **overrides})
@@ -56,6 +56,10 @@ def create_model(name_or_config: str | ModelConfig | dict, **overrides: Any):
             f"create_model expects a preset name, ModelConfig or dict, got "
             f"{type(name_or_config).__name__}"
         )
+    if getattr(config, "kind", None) == "dgcnn":
+        from pointseg.models.dgcnn import DGCNN
+
+        return DGCNN(config)
     return DeepGCN(config)
 
 

@@ -129,6 +129,33 @@ def test_payload_round_trip(scene):
     assert m["diff_counts"]["bad\tgood"][1] == a_right
 
 
+def test_payload_without_labels(croom):
+    r = croom
+    bare = build_payload(Scene(r["xyz"], r["rgb"]))  # a scan: colours only
+    m = bare.meta
+    assert [p["name"] for p in m["panels"]] == ["RGB"] and m["initial"]["coloring"] == "rgb"
+    assert [k for k, v in m["colorings"].items() if v["ok"]] == ["rgb"]
+    assert set(m["arrays"]) == {"pos", "rgb"} and m["classes"] == []
+    two = build_payload(
+        Scene(r["xyz"], None, None, {"A": r["good"], "B": r["bad"]}), coloring="diff"
+    )
+    m = two.meta
+    assert {k for k, v in m["colorings"].items() if v["ok"]} == {"rgb", "pred", "diff"}
+    assert not m["has_gt"] and not m["has_rgb"] and m["metrics"] == {}
+    disagree = int((r["good"] != r["bad"]).sum())
+    assert m["diff_counts"]["A\tB"][3] == disagree  # without ground truth: agree / disagree
+
+
+def test_voxel_index_is_first_point_per_voxel():
+    from visualize.scene import voxel_index
+
+    xyz = np.random.default_rng(1).random((20000, 3)) * (4, 3, 2.5)
+    for v in (0.05, 0.3):
+        cell = np.floor((xyz - xyz.min(axis=0)) / v).astype(np.int64)
+        _, first = np.unique(cell, axis=0, return_index=True)  # reference: sort-based
+        np.testing.assert_array_equal(voxel_index(xyz, v), np.sort(first))
+
+
 def test_budget_downsamples_for_display_only(scene):
     p = build_payload(scene, budget=9000)
     m = p.meta
@@ -222,6 +249,9 @@ def test_server_serves_page_and_data_and_survives_disconnects(scene):
         assert json.loads(_get(base + "meta.json"))["shown"] == scene.num_points
         with pytest.raises(urllib.error.HTTPError):
             _get(base + "../etc/passwd")
+        with pytest.raises(urllib.error.HTTPError, match="403"):  # DNS rebinding
+            _get(base + "data.bin", Host=f"attacker.example:{server.port}")
+        assert _get(base, Host=f"localhost:{server.port}").startswith(b"<!doctype html>")
         # tabs that go away: mid-request, mid-transfer, and a silent connection
         for request in (b"GET /da", b"GET /data.bin HTTP/1.1\r\nHost: x\r\n\r\n"):
             s = socket.create_connection(("127.0.0.1", server.port))
@@ -355,6 +385,35 @@ def test_ui_colouring_isolation_hiding(browser, evals, tmp_path):
     assert colour_counts(img, boxes[0], [PALETTE[C["ceiling"]]])[0] > 5000
     state = browser.js("return [window.pointseg.state.coloring, window.pointseg.state.hideCeiling]")
     assert state == ["pred", False]
+    browser.after(lambda: body.send_keys("h"))
+
+    # point size (+) covers more pixels; V moves every panel to the next camera preset; a drag
+    # rotates all panels together (one camera)
+    def ink(img):
+        return [int((img[y0:y1, x0:x1] < 250).any(axis=2).sum()) for x0, y0, x1, y1 in boxes]
+
+    browser.after(lambda: body.send_keys("---"))  # 4 -> 1 pixel
+    small = ink(browser.screenshot())
+    browser.after(lambda: body.send_keys("+++"))  # back to 4
+    big = ink(browser.screenshot())
+    assert browser.js("return window.pointseg.state.pointSize") == 4
+    assert all(b > 2 * a for a, b in zip(small, big, strict=True)), (small, big)
+    top = browser.screenshot()
+    browser.after(lambda: body.send_keys("v"))
+    assert browser.js("return window.pointseg.state.view") == "iso"
+    iso = browser.screenshot()
+    assert not np.array_equal(top, iso)
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    yaw = browser.js("return window.pointseg.state.cam.yaw")
+    browser.after(
+        lambda: ActionChains(d).move_to_element(body).click_and_hold().move_by_offset(60, 0)
+        .release().perform()
+    )  # fmt: skip
+    assert browser.js("return window.pointseg.state.cam.yaw") == pytest.approx(yaw - 24, abs=4)
+    turned = browser.screenshot()
+    for x0, y0, x1, y1 in boxes:
+        assert not np.array_equal(turned[y0:y1, x0:x1], iso[y0:y1, x0:x1])
 
 
 @needs_browser
@@ -389,3 +448,33 @@ def test_served_page_in_chromium(browser, evals):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@needs_browser
+def test_real_room_downsampled_in_chromium(browser, shared_data, tmp_path, capsys):
+    """A real S3DIS room (Area_5/conferenceRoom_1, 309 k points) parsed from its raw files,
+    shown voxel-downsampled to a 150 k point budget: the real class colours in all 3 panels."""
+    from pointseg.data.s3dis import parse_room
+
+    raw = shared_data / "s3dis_raw" / "Area_5" / "conferenceRoom_1"
+    if not raw.is_dir():
+        pytest.skip(f"{raw} not found")
+    room, _ = parse_room(raw)
+    r = {"xyz": room.xyz, "rgb": room.rgb, "label": room.label}
+    wrong = room.label.copy()
+    wrong[room.label == C["chair"]] = C["table"]
+    runs = [
+        write_eval(tmp_path, name, r, pred, name="Area_5_conferenceRoom_1")
+        for name, pred in (("same", room.label), ("chairs_wrong", wrong))
+    ]
+    out = tmp_path / "real.html"
+    assert main(["view", *map(str, runs), "--export-html", str(out), "--budget", "150000"]) == 0
+    said = capsys.readouterr().out
+    assert "per panel shown" in said and "voxel" in said
+    browser.load(out.as_uri())
+    status = browser.js("return document.getElementById('status').textContent")
+    assert "for display only" in status and f"{len(room.xyz):,} points" in status
+    img = browser.screenshot()
+    seen = [_classes_in(img, b) for b in browser.panels()]
+    assert all(len(s) >= 6 for s in seen), seen
+    assert "chair" in seen[0] and "chair" not in seen[2]

@@ -423,6 +423,10 @@ void main() { o = vec4(v_col, 1.0); }`;
     $("point-size").addEventListener("input", (e) => setPointSize(Number(e.target.value)));
     // class table: hide box, swatch + name (isolate), ground-truth points, IoU of every model
     const t = $("classes"), head = t.insertRow();
+    if (!META.classes.length) {
+      t.closest("section").querySelector("h2 .hint").textContent = "none: no labels in this room";
+      t.hidden = true;
+    }
     const th = (text, title) => { const c = document.createElement("th"); c.textContent = text; if (title) c.title = title; head.appendChild(c); };
     th("hide"); th("class"); if (META.has_gt) th("points", "ground-truth points (every point)");
     if (META.has_gt) META.models.forEach((m) => th(m, "IoU % of " + m + " on every point"));

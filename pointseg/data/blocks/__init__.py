@@ -21,6 +21,7 @@ from pointseg.data.areas import area_of_room, parse_areas
 from pointseg.data.augment import BlockAugment
 from pointseg.data.blocks.dataset import S3DISBlocks
 from pointseg.data.blocks.grid import (
+    CENTERINGS,
     BlockGrid,
     Blocks,
     TilePlan,
@@ -40,6 +41,7 @@ from pointseg.data.blocks.stream import BlockStream, Tile, nearest_covered_index
 from pointseg.data.s3dis.classes import NUM_CLASSES
 
 __all__ = [
+    "CENTERINGS",
     "H5_PATTERN",
     "MANIFEST_VERSION",
     "NUM_CLASSES",

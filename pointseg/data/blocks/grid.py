@@ -21,7 +21,9 @@ Differences from PointNet's code, all deliberate and documented here:
   we draw it without replacement, so no point is repeated while others are skipped.
 - PointNet centres x, y on the minimum of the *sampled* points + block_size / 2. Our default
   (`centering="points"`) uses the minimum over *all* of the block's points, so every sample of a
-  block shares one frame; `centering="cell"` uses the grid-column centre instead.
+  block shares one frame; `centering="cell"` uses the grid-column centre instead, and
+  `centering="sampled"` is PointNet's own rule (what models trained on the published HDF5 blocks,
+  such as DGCNN's, were fed; a checkpoint's input recipe says which it needs).
 - `cover_all=True` (ours; used for test blocks and whole-room evaluation): a block with more
   than `num_point` points is split into ``ceil(m / num_point)`` samples that together contain
   every one of its points (the last sample is topped up with other points of the same block).
@@ -196,6 +198,11 @@ def check_cloud(xyz: np.ndarray, rgb: np.ndarray, what: str) -> tuple[np.ndarray
     return xyz, rgb
 
 
+# x/y frame of a block sample: min over the block's points ("points", ours), min over the sample's
+# points ("sampled", PointNet's room2blocks and so the published HDF5 blocks, DGCNN), grid cell centre.
+CENTERINGS = ("points", "sampled", "cell")
+
+
 def check_recipe(
     block_size: float, stride: float, num_point: int, min_points: int, centering: str
 ) -> None:
@@ -203,8 +210,8 @@ def check_recipe(
         raise ValueError(f"block_size and stride must be > 0, got {block_size}, {stride}")
     if num_point < 1 or min_points < 1:
         raise ValueError(f"num_point and min_points must be >= 1, got {num_point}, {min_points}")
-    if centering not in ("points", "cell"):
-        raise ValueError(f"centering must be 'points' or 'cell', got {centering!r}")
+    if centering not in CENTERINGS:
+        raise ValueError(f"centering must be one of {list(CENTERINGS)}, got {centering!r}")
 
 
 def base_seed(rng: np.random.Generator | int | None) -> int:
@@ -363,6 +370,8 @@ def plan_tile(
     cell = kept_ij[q]  # (k, 2)
     if centering == "points":
         centre = col_min[q] + grid.block_size / 2  # (k, 2)
+    elif centering == "sampled":  # PointNet's own: min over each sample's points
+        centre = pos[index, :2].min(axis=1) + grid.block_size / 2 if k else np.zeros((0, 2))
     else:
         centre = cell * grid.stride + grid.block_size / 2
     return TilePlan(
