@@ -7,8 +7,12 @@ plus the head's d=1 graph on xyz (C=3). ``torch.set_num_threads(2)``.
 - ``baseline``: the original deep_gcns_torch dense kNN, implemented here: the full
   (B, N, N) distance ``‖x‖² − 2xxᵀ + ‖x‖²`` (float32, uncentred), ``topk(k·d)`` over whole rows,
   then ``[..., ::d]``.
-- ``ours``: ``pointseg.graph.dilated_knn`` (centred features, one fused ``baddbmm`` per row
-  chunk, numpy SIMD partition + key sort for k·d >= 32, torch.topk below).
+- ``ours``: ``pointseg.graph.dilated_knn`` on the exact fp32 path (``--knn exact32``: centred
+  features, fp32 distance products, the compiled selection kernel).
+- ``bf16``: the exact bf16-candidate path (``pointseg.graph.bf16``: bf16 distance products,
+  candidates, fp32 re-rank of the candidates, per-row proof, fp32 fallback), forced with
+  ``method="bf16"``; its columns are its time, its speedup over ``ours``, its neighbour-set
+  agreement with ``ours``, its agreement with float64 and the rows that fell back to fp32.
 
 Each graph gets its own random features (seeded; a new layer sees new features), and both
 methods are timed on the same tensor (best of ``--repeats``; the two are interleaved so machine
@@ -48,7 +52,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import importlib  # noqa: E402
+
 from pointseg.graph import dilated_knn  # noqa: E402
+
+knn_module = importlib.import_module("pointseg.graph.knn")
 
 
 @torch.no_grad()
@@ -95,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check-rows", type=int, default=64, help="rows per graph ranked in float64")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-bf16", action="store_true", help="skip the bf16-candidate column")
     args = p.parse_args(argv)
+    bf16 = not args.no_bf16
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(args.seed)
     B, N, D, k = args.batch, args.points, args.channels, args.k
@@ -107,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # Warm-up (thread pool, allocator, BLAS) on a small problem.
     warm = torch.randn(B, min(N, 512), D, generator=g)
-    dilated_knn(warm, k, 4)
+    with knn_module.knn_mode("exact32"):
+        dilated_knn(warm, k, 4)
     naive_dilated_knn(warm, k, 4)
+    if bf16:
+        dilated_knn(warm, k, 4, method="bf16")
 
     print(
         f"dilated kNN, B={B} N={N} D={D} k={k}, dilations 1..{dilations[-1]}, "
@@ -118,17 +131,24 @@ def main(argv: list[str] | None = None) -> int:
         f"{'graph':>9} {'k·d':>5} {'baseline s':>11} {'ours s':>8} {'speedup':>8} {'agree %':>8}"
     )
     header += f" {'base=f64 %':>10} {'ours=f64 %':>10}"
+    if bf16:
+        header += f" {'bf16 s':>7} {'vs ours':>7} {'=ours %':>8} {'=f64 %':>8} {'fallback':>8}"
     lines = [header]
-    tot = {"base_w": 0.0, "ours_w": 0.0, "base_c": 0.0, "ours_c": 0.0}
-    slots = agree_slots = 0.0
-    f64 = {"base": 0.0, "ours": 0.0, "n": 0}
+    tot = {"base_w": 0.0, "ours_w": 0.0, "base_c": 0.0, "ours_c": 0.0, "bf16_w": 0.0, "bf16_c": 0.0}
+    slots = agree_slots = bf16_slots = 0.0
+    f64 = {"base": 0.0, "ours": 0.0, "bf16": 0.0, "n": 0}
+    fallback_rows = 0
     for name, x, d in tqdm(graphs, desc="graphs", file=sys.stderr):
-        bw = ow = bc = oc = float("inf")
+        bw = ow = bc = oc = fw = fc = float("inf")
         for _ in range(args.repeats):
             base, w, c = timed(naive_dilated_knn, x, k, d)
             bw, bc = min(bw, w), min(bc, c)
-            ours, w, c = timed(dilated_knn, x, k, d)
+            with knn_module.knn_mode("exact32"):
+                ours, w, c = timed(dilated_knn, x, k, d)
             ow, oc = min(ow, w), min(oc, c)
+            if bf16:
+                new, w, c = timed(dilated_knn, x, k, d, method="bf16")
+                fw, fc = min(fw, w), min(fc, c)
         tot["base_w"] += bw
         tot["ours_w"] += ow
         tot["base_c"] += bc
@@ -144,10 +164,23 @@ def main(argv: list[str] | None = None) -> int:
         f64["base"] += a_base * n
         f64["ours"] += a_ours * n
         f64["n"] += n
-        lines.append(
+        line = (
             f"{name:>9} {k * d:>5} {bw:>11.3f} {ow:>8.3f} {bw / ow:>8.2f} {100 * agree:>8.3f}"
             f" {100 * a_base:>10.3f} {100 * a_ours:>10.3f}"
         )
+        if bf16:
+            tot["bf16_w"] += fw
+            tot["bf16_c"] += fc
+            a_new = set_agreement(new, ours)
+            bf16_slots += a_new * new.numel()
+            a_new64 = set_agreement(new[:, rows], exact)
+            f64["bf16"] += a_new64 * n
+            fb = knn_module.last_bf16_stats.get("fallback", 0)
+            fallback_rows += fb
+            line += (f" {fw:>7.3f} {ow / fw:>7.2f} {100 * a_new:>8.3f} {100 * a_new64:>8.3f}"
+                     f" {fb:>8d}")  # fmt: skip
+            del new
+        lines.append(line)
         del base, ours
     print("\n".join(lines))
     agreement = agree_slots / slots
@@ -165,6 +198,26 @@ def main(argv: list[str] | None = None) -> int:
     ok = agreement >= 0.999
     if not ok:
         print(f"FAIL: agreement {agreement:.5f} < 0.999", file=sys.stderr)
+    extra = {}
+    if bf16:
+        bf16_agree = bf16_slots / slots
+        extra = {
+            "bf16_s": round(tot["bf16_w"], 3),
+            "bf16_speedup_vs_ours": round(tot["ours_w"] / tot["bf16_w"], 3),
+            "bf16_cpu_speedup_vs_ours": round(tot["ours_c"] / tot["bf16_c"], 3),
+            "bf16_agreement_vs_ours": round(bf16_agree, 6),
+            "bf16_vs_float64": round(f64["bf16"] / f64["n"], 6),
+            "bf16_fallback_rows": fallback_rows,
+        }
+        print(
+            f"bf16 path: {tot['bf16_w']:.2f} s, {tot['ours_w'] / tot['bf16_w']:.2f}× ours "
+            f"(CPU time {tot['ours_c'] / tot['bf16_c']:.2f}×); neighbour sets equal ours on "
+            f"{100 * bf16_agree:.4f}% of slots, float64 on {100 * f64['bf16'] / f64['n']:.4f}%; "
+            f"{fallback_rows} rows fell back to fp32"
+        )
+        if bf16_agree < 0.999:
+            ok = False
+            print(f"FAIL: bf16 agreement {bf16_agree:.5f} < 0.999", file=sys.stderr)
     print(
         json.dumps(
             {
@@ -183,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                 "k": k,
                 "dilations": len(dilations),
                 "threads": args.threads,
+                **extra,
             }
         )
     )

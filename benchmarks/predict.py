@@ -1,37 +1,44 @@
-"""Whole-cloud prediction: streaming tiles (`predict_cloud`) vs all blocks at once (the old path).
+"""Whole-cloud prediction with the real ResGCN-28: streaming vs all blocks at once, memory growth
+with scan size, and the two exact kNN paths.
 
-    python benchmarks/predict.py                       # ResGCN-28, 1 M-point scan, stride 1 (CPU)
-    python benchmarks/predict.py --points 150000       # a shorter run of the same comparison
+    python benchmarks/predict.py                        # default: a few minutes (see below)
+    python benchmarks/predict.py --points 150000 --knn-compare   # new kNN default vs exact32
+    python benchmarks/predict.py --points 1000000 --sizes ""     # the old, hours-long run
     python benchmarks/predict.py --huge 20000000 --bound 2.5GB   # bounded-memory check only
 
 The scan is generated (a building floor: rooms with floor, ceiling, walls and furniture boxes,
-~2,000 points per m² of floor, colours per surface) and saved once; each path then runs in a fresh
-subprocess so its peak RSS (`ru_maxrss`) is its own:
+~2,000 points per m² of floor, colours per surface) and saved once; each run happens in a fresh
+subprocess so its peak RSS (`ru_maxrss`) is its own. The model is ResGCN-28 (random weights, eval
+mode, seed 0) unless `--model` says otherwise.
 
 - **baseline** — the whole-room path before streaming: `room_to_blocks(..., cover_all=True)`
   makes every block of the cloud at once, then batched `torch.no_grad` inference, voting and one
-  kd-tree over the whole cloud for unscored points (the code of `predict_room` until this change,
+  kd-tree over the whole cloud for unscored points (the code of `predict_room` until streaming,
   kept below verbatim).
 - **streaming** — `pointseg.engine.predict.predict_cloud`: 10 m tiles, lazy blocks,
   `torch.inference_mode`, blocks made in the main thread (`workers=0`, the CPU default of
   `pointseg predict`), chunked finishing.
 
-Both use the same model (random weights, eval mode, seed 0), stride, block recipe and seed, so they
-score the same block samples; the script checks that their predictions agree. Time is split into
-blocking, kNN (every `DilatedKnnGraph` call, timed by wrapping it here), the rest of the network,
-voting and finishing. Both paths use the same batch size (`--batch-size`, default 8 as
-`pointseg eval`), so the memory ratio is that of the pipelines, not of a smaller batch.
+Default run (a few minutes on 2 cores):
+1. both paths in full on a `--points` (150 k) scan: time split into blocking, kNN (every
+   `DilatedKnnGraph` call), the rest of the network, voting and finishing; peak RSS; agreement;
+2. peak memory against scan size (`--sizes`, 150 k and 600 k points): both paths again, with the
+   real model scoring the first `--growth-batches` batches and the rest of the blocks given
+   constant logits (every block is still made, voted and finished). The network's activation
+   peak is reached in its first batch and the pipeline's memory is what grows with the scan, so
+   the peaks are those of full runs; the times are not, and are not reported.
 
-`--model pointwise` replaces the network by a per-point MLP (9 → 32 → 13, no graph): the two
-paths then differ only in what this change touched (blocking, voting, finishing and their memory),
-and a run takes minutes instead of hours on a small CPU. The network's own time and activations
-are the same in both paths (same blocks, same batches).
+`--knn-compare` runs only the streaming path, twice on the same scan, model, blocks and seeds:
+once with the kNN default (`--knn auto`: bf16 candidates + exact fp32 re-rank where this CPU has
+native bf16) and once with `--knn exact32`, interleaved with a repeat when `--repeats 2`; it
+reports `throughput_speedup` (default over exact32) and `agreement` (identical predictions).
 
 `--huge N` runs only the streaming path on a generated N-point scan under `--bound` with a small
-model (default `resgcn4_tiny_static`: the check is about memory, not about the network) and the tile and
-batch sizes `plan_memory` chooses for that budget; it fails (exit 1) when the peak RSS exceeds it.
+model (default `resgcn4_tiny_static`: the check is about memory, not about the network) and the
+tile and batch sizes `plan_memory` chooses for that budget; it fails (exit 1) when the peak RSS
+exceeds it.
 
-Last line: one JSON object (`speedup`, `memory_ratio`, ...).
+Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -117,6 +124,26 @@ def _time_knn() -> dict[str, float]:
     return acc
 
 
+class _FirstBatches:
+    """The real model for the first `limit` batches, then constant logits (memory-growth runs)."""
+
+    def __new__(cls, model, limit: int, num_classes: int):
+        import torch
+
+        class FirstBatches(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model, self.left = model, limit
+
+            def forward(self, x):
+                if self.left > 0:
+                    self.left -= 1
+                    return self.model(x)
+                return x.new_zeros(x.shape[0], x.shape[1], num_classes)
+
+        return FirstBatches()
+
+
 def baseline_predict_room(model, xyz, rgb, *, num_classes, num_point, block_size, stride,
                           min_points, batch_size, seed):  # fmt: skip
     """`pointseg.engine.evaluate.predict_room` before streaming (verbatim but for the timers)."""
@@ -171,6 +198,10 @@ def run_path(args: argparse.Namespace) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.knn:
+        from pointseg.graph.knn import set_knn_mode
+
+        set_knn_mode(args.knn, force=True)
     knn = _time_knn()
     if args.scan:
         with np.load(args.scan) as z:
@@ -189,6 +220,8 @@ def run_path(args: argparse.Namespace) -> dict:
     else:
         cfg = get_config(args.model)
         model = DeepGCN(cfg).eval()
+    if args.max_batches:
+        model = _FirstBatches(model, args.max_batches, cfg.num_classes).eval()
     kw = dict(num_classes=cfg.num_classes, num_point=args.num_point, block_size=1.0,
               stride=args.stride, min_points=100)  # fmt: skip
     t0 = time.perf_counter()
@@ -225,15 +258,27 @@ def run_path(args: argparse.Namespace) -> dict:
         "points_per_s": len(xyz) / seconds,
         "times": times,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "knn_mode": _knn_mode(),
         **plan,
     }
 
 
+def _knn_mode() -> str:
+    import importlib
+
+    return importlib.import_module("pointseg.graph.knn").get_knn_mode()
+
+
 # ---------------------------------------------------------------------------- driver
-def _spawn(args: argparse.Namespace, path: str, scan: str | None, pred_out: str) -> dict:
+def _spawn(args: argparse.Namespace, path: str, scan: str | None, pred_out: str,
+           knn: str | None = None, max_batches: int = 0) -> dict:  # fmt: skip
     cmd = [sys.executable, __file__, "--_path", path, "--model", args.model,
            "--stride", str(args.stride), "--num-point", str(args.num_point),
            "--pred-out", pred_out, "--seed", str(args.seed)]  # fmt: skip
+    if knn:
+        cmd += ["--knn", knn]
+    if max_batches:
+        cmd += ["--_max-batches", str(max_batches)]
     if scan:
         cmd += ["--_scan", scan]
     if args.huge:
@@ -243,7 +288,10 @@ def _spawn(args: argparse.Namespace, path: str, scan: str | None, pred_out: str)
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(f"benchmark child failed (exit {out.returncode}): {' '.join(cmd)}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -257,7 +305,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--points", type=int, default=150_000, help="scan of the full comparison")
+    ap.add_argument(
+        "--sizes",
+        default="150000,600000",
+        help="scan sizes of the memory-growth runs (comma-separated; '' = none)",
+    )
+    ap.add_argument(
+        "--growth-batches",
+        type=int,
+        default=2,
+        help="memory-growth runs: batches scored by the real model",
+    )
+    ap.add_argument(
+        "--knn",
+        choices=["auto", "exact32", "bf16"],
+        default=None,
+        help="kNN path of every run (default: the library's default)",
+    )
+    ap.add_argument(
+        "--knn-compare",
+        action="store_true",
+        help="only compare the kNN default with --knn exact32 (streaming path)",
+    )
+    ap.add_argument("--repeats", type=int, default=1, help="--knn-compare: runs per path")
     ap.add_argument(
         "--model", default=None, help="preset (default resgcn28; --huge: resgcn4_tiny_static)"
     )
@@ -275,6 +346,9 @@ def main() -> None:
     ap.add_argument("--_path", dest="path", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_scan", dest="scan", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--pred-out", default=None, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--_max-batches", dest="max_batches", type=int, default=0, help=argparse.SUPPRESS
+    )
     args = ap.parse_args()
     args.model = args.model or ("resgcn4_tiny_static" if args.huge else "resgcn28")
     if args.path:
@@ -299,6 +373,9 @@ def main() -> None:
                               "batch_size": r["batch_size"]}))  # fmt: skip
             sys.exit(0 if ok else 1)
 
+        if args.knn_compare:
+            knn_compare(args, tmp)
+            return
         t = time.perf_counter()
         xyz, rgb = make_scan(args.points, seed=args.seed)
         scan = f"{tmp}/scan.npz"
@@ -307,9 +384,10 @@ def main() -> None:
         print(f"scan: {len(xyz):,} points, {ext[0]:.1f} m x {ext[1]:.1f} m x {ext[2]:.1f} m "
               f"(generated in {time.perf_counter() - t:.1f} s); model {args.model}, stride {args.stride} m, "
               f"{args.num_point} points per block; CPU threads {args.threads or 'default'}")  # fmt: skip
-        base = _spawn(args, "baseline", scan, f"{tmp}/base.npy")
-        stream = _spawn(args, "stream", scan, f"{tmp}/stream.npy")
+        base = _spawn(args, "baseline", scan, f"{tmp}/base.npy", knn=args.knn)
+        stream = _spawn(args, "stream", scan, f"{tmp}/stream.npy", knn=args.knn)
         agree = float(np.mean(np.load(f"{tmp}/base.npy") == np.load(f"{tmp}/stream.npy")))
+        growth = memory_growth(args, tmp)
     for r, name in (
         (base, "room_to_blocks + predict_room (old)"),
         (stream, "streaming predict_cloud"),
@@ -319,8 +397,20 @@ def main() -> None:
         print(f"  {_fmt_times(r)}")
     speedup = base["seconds"] / stream["seconds"]
     ratio = stream["peak_rss_mb"] / base["peak_rss_mb"]
-    print(f"speedup {speedup:.2f}x, memory ratio {ratio:.2f} (targets: >= 1.0, <= 0.5); "
-          f"predictions agree on {100 * agree:.3f}% of points")  # fmt: skip
+    print(f"speedup {speedup:.2f}x, memory ratio {ratio:.2f}; "
+          f"predictions agree on {100 * agree:.3f}% of points (kNN path: {stream['knn_mode']})")  # fmt: skip
+    if growth:
+        print(f"\npeak RSS (MiB) against scan size, real model on the first {args.growth_batches} "
+              "batches, every block made, voted and finished:")  # fmt: skip
+        print(f"{'points':>10} {'blocks':>7} {'whole-room':>11} {'streaming':>10}")
+        for g in growth:
+            print(f"{g['points']:>10,} {g['blocks']:>7} {g['baseline_peak_mb']:>11,.0f} "
+                  f"{g['stream_peak_mb']:>10,.0f}")  # fmt: skip
+        if len(growth) > 1:
+            a, b = growth[0], growth[-1]
+            print(f"{a['points']:,} -> {b['points']:,} points ({b['points'] / a['points']:.1f}x): "
+                  f"whole-room peak x{b['baseline_peak_mb'] / a['baseline_peak_mb']:.2f}, "
+                  f"streaming peak x{b['stream_peak_mb'] / a['stream_peak_mb']:.2f}")  # fmt: skip
     print(json.dumps({
         "benchmark": "predict", "points": base["points"], "model": args.model, "stride": args.stride,
         "speedup": round(speedup, 3), "memory_ratio": round(ratio, 3),
@@ -330,7 +420,69 @@ def main() -> None:
         "baseline_batch": base["batch_size"], "stream_batch": stream["batch_size"],
         "stream_times": {k: round(v, 2) for k, v in stream["times"].items()},
         "baseline_times": {k: round(v, 2) for k, v in base["times"].items()},
+        "agreement": agree, "knn_mode": stream["knn_mode"], "memory_growth": growth,
+    }))  # fmt: skip
+
+
+def memory_growth(args: argparse.Namespace, tmp: str) -> list[dict]:
+    """Peak RSS of both paths per scan size (the real model on the first batches only)."""
+    sizes = [int(float(v)) for v in args.sizes.split(",") if v.strip()]
+    rows = []
+    for n in sizes:
+        xyz, rgb = make_scan(n, seed=args.seed)
+        scan = f"{tmp}/scan_{n}.npz"
+        np.savez(scan, xyz=xyz, rgb=rgb)
+        del xyz, rgb
+        r = {"points": n}
+        for path in ("baseline", "stream"):
+            res = _spawn(args, path, scan, f"{tmp}/g.npy", knn=args.knn,
+                         max_batches=args.growth_batches)  # fmt: skip
+            r[f"{path}_peak_mb"] = round(res["peak_rss_mb"], 1)
+            r["blocks"] = res["blocks"]
+        print(f"  memory growth: {n:,} points, {r['blocks']} blocks: whole-room "
+              f"{r['baseline_peak_mb']:,.0f} MiB, streaming {r['stream_peak_mb']:,.0f} MiB",
+              flush=True)  # fmt: skip
+        rows.append(r)
+    return rows
+
+
+def knn_compare(args: argparse.Namespace, tmp: str) -> None:
+    """Streaming prediction with the kNN default vs --knn exact32: same scan, model, blocks, seeds."""
+    t = time.perf_counter()
+    xyz, rgb = make_scan(args.points, seed=args.seed)
+    scan = f"{tmp}/scan.npz"
+    np.savez(scan, xyz=xyz, rgb=rgb)
+    print(f"scan: {len(xyz):,} points (generated in {time.perf_counter() - t:.1f} s); model "
+          f"{args.model}, stride {args.stride} m, {args.num_point} points per block; streaming "
+          f"path, kNN default vs exact32, {args.repeats} run(s) each, interleaved", flush=True)  # fmt: skip
+    runs: dict[str, list[dict]] = {"default": [], "exact32": []}
+    for rep in range(args.repeats):
+        for name, knn in (("default", args.knn), ("exact32", "exact32")):
+            r = _spawn(args, "stream", scan, f"{tmp}/{name}.npy", knn=knn)
+            runs[name].append(r)
+            print(f"  {name:<8} run {rep + 1}: {r['seconds']:.1f} s ({r['points_per_s']:,.0f} "
+                  f"points/s), kNN {r['times']['knn']:.1f} s, network other "
+                  f"{r['times']['network_other']:.1f} s, peak RSS {r['peak_rss_mb']:,.0f} MiB "
+                  f"[{r['knn_mode']}]", flush=True)  # fmt: skip
+    agree = float(np.mean(np.load(f"{tmp}/default.npy") == np.load(f"{tmp}/exact32.npy")))
+    best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
+    speed = best["exact32"]["seconds"] / best["default"]["seconds"]
+    knn_speed = best["exact32"]["times"]["knn"] / best["default"]["times"]["knn"]
+    print(f"throughput: default {best['default']['points_per_s']:,.0f} points/s, exact32 "
+          f"{best['exact32']['points_per_s']:,.0f} points/s: {speed:.2f}x (kNN alone "
+          f"{knn_speed:.2f}x); predictions identical on {100 * agree:.3f}% of points")  # fmt: skip
+    print(json.dumps({
+        "benchmark": "predict-knn-compare", "points": best["default"]["points"],
+        "model": args.model, "blocks": best["default"]["blocks"],
+        "default_knn": best["default"]["knn_mode"],
+        "throughput_speedup": round(speed, 3), "knn_speedup": round(knn_speed, 3),
         "agreement": agree,
+        "default_s": round(best["default"]["seconds"], 2),
+        "exact32_s": round(best["exact32"]["seconds"], 2),
+        "default_knn_s": round(best["default"]["times"]["knn"], 2),
+        "exact32_knn_s": round(best["exact32"]["times"]["knn"], 2),
+        "default_peak_mb": round(best["default"]["peak_rss_mb"], 1),
+        "exact32_peak_mb": round(best["exact32"]["peak_rss_mb"], 1),
     }))  # fmt: skip
 
 

@@ -41,32 +41,18 @@ __all__ = [
 
 
 def config_from_dict(d: Mapping[str, Any]):
-    """`ModelConfig` (point clouds) or, for ``kind: graph``, `GraphModelConfig` (general graphs)."""
-    d = dict(d)
-    if d.get("kind") == "graph":
-        from pointseg.models.graph import GraphModelConfig
+    """`ModelConfig` (point clouds) or the config class of its ``kind`` (``graph``: general graphs,
+    ``dgcnn``): the model registry's families (`pointseg.models.registry.register_kind`)."""
+    from pointseg.models.registry import config_from_dict as from_dict
 
-        return GraphModelConfig.from_dict(d)
-    if d.get("kind") == "dgcnn":
-        from pointseg.models.dgcnn import DGCNNConfig
-
-        return DGCNNConfig.from_dict(d)
-    return ModelConfig.from_dict(d)
+    return from_dict(dict(d))
 
 
 def build_model(config):
-    """The model of a config: `DeepGCN` or `GraphDeepGCN`."""
-    if getattr(config, "kind", None) == "graph":
-        from pointseg.models.graph import GraphDeepGCN
+    """The model of a config: `DeepGCN`, `GraphDeepGCN` or `DGCNN` (by its ``kind``)."""
+    from pointseg.models.registry import build_model as build
 
-        return GraphDeepGCN(config)
-    if getattr(config, "kind", None) == "dgcnn":
-        from pointseg.models.dgcnn import DGCNN
-
-        return DGCNN(config)
-    from pointseg.models.backbone import DeepGCN
-
-    return DeepGCN(config)
+    return build(config)
 
 
 def _default_meta(config: ModelConfig) -> dict[str, Any]:

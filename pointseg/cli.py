@@ -37,12 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pointseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"pointseg.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"pointseg.commands.{name}":
-                continue  # command group not built yet
-            raise
+        # Every listed command module must import: a broken one is an error here, not a command
+        # that silently disappears from `pointseg --help`.
+        module = importlib.import_module(f"pointseg.commands.{name}")
         module.register(sub)
     return parser
 

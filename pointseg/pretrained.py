@@ -33,10 +33,12 @@ def init_model(
     *,
     resume_from: str | Path | None = None,
     say: Callable[[str], None] = print,
+    task: str | None = None,
 ) -> tuple[Any, torch.nn.Module]:
     """(model config, model) of a run with ``cfg.init`` set (see the module docstring).
 
-    `cfg` needs ``init``, ``task``, ``dataset`` and ``model_args``; `data` ``in_channels``,
+    `cfg` needs ``init``, ``dataset`` and ``model_args``; `task` is the model task the run trains
+    ("segmentation" | "classification", default ``cfg.task``); `data` ``in_channels``,
     ``num_classes``, ``classes`` and ``info``. With `resume_from` (the run's last.pt) the config is
     taken from there and the weights are left to the resume.
     """
@@ -55,9 +57,10 @@ def init_model(
     config = config_from_dict(src["model_config"])
     if getattr(config, "kind", None) == "graph":
         raise ConfigError(f"--init {source}: a graph-task checkpoint cannot start {cfg.dataset}")
-    if config.task != cfg.task:
+    task = task or cfg.task
+    if config.task != task:
         raise ConfigError(
-            f"--init {source}: a {config.task} model; {cfg.dataset} trains a {cfg.task} model"
+            f"--init {source}: a {config.task} model; {cfg.dataset} trains a {task} model"
         )
     if config.in_channels != data.in_channels:
         raise ConfigError(

@@ -31,7 +31,13 @@ from typing import Any
 
 from pointseg.errors import ConfigError
 
-__all__ = ["S3DIS_CHANNELS", "InputRecipe", "checkpoint_recipe", "stored_recipe"]
+__all__ = [
+    "S3DIS_CHANNELS",
+    "InputRecipe",
+    "blocks_params",
+    "checkpoint_recipe",
+    "stored_recipe",
+]
 
 S3DIS_CHANNELS = ("x_centred", "y_centred", "z", "r", "g", "b", "x_room", "y_room", "z_room")
 ROOM_NORMALISATIONS = ("max",)
@@ -80,6 +86,24 @@ def _check(recipe: InputRecipe, where: str) -> InputRecipe:
     return recipe
 
 
+def blocks_params(
+    root: str | Path, splits: tuple[str, ...] = ("train", "test")
+) -> tuple[dict[str, Any], Path] | None:
+    """The block recipe (`params`: block_size, num_point, min_points, centering, …) of an HDF5
+    blocks root from the first readable `<split>/manifest.json`, with that manifest's path; None
+    when there is none (e.g. the published indoor3d_sem_seg_hdf5_data folder). The one reader of
+    blocks manifests (`pointseg eval`, `predict`, `view`)."""
+    for split in splits:
+        manifest = Path(root) / split / "manifest.json"
+        try:
+            params = json.loads(manifest.read_text())["params"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(params, dict):
+            return params, manifest
+    return None
+
+
 def stored_recipe(ckpt: dict[str, Any], where: str = "checkpoint") -> InputRecipe | None:
     """The recipe stored in ``meta["input"]``, validated; None when the checkpoint has none."""
     raw = (ckpt.get("meta") or {}).get("input")
@@ -108,18 +132,14 @@ def checkpoint_recipe(ckpt: dict[str, Any], where: str = "checkpoint") -> InputR
     data = dict((ckpt.get("meta") or {}).get("data") or {})
     sources = []
     blocks = data.get("blocks")
-    if blocks:
-        for split in ("train", "test"):
-            try:
-                params = json.loads((Path(blocks) / split / "manifest.json").read_text())["params"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            recipe.block_size = float(params.get("block_size", recipe.block_size))
-            recipe.num_point = int(params.get("num_point", recipe.num_point))
-            recipe.min_points = int(params.get("min_points", recipe.min_points))
-            recipe.centering = str(params.get("centering", recipe.centering))
-            sources.append(f"the training blocks' manifest ({Path(blocks) / split})")
-            break
+    found = blocks_params(blocks) if blocks else None
+    if found is not None:
+        params, manifest = found
+        recipe.block_size = float(params.get("block_size", recipe.block_size))
+        recipe.num_point = int(params.get("num_point", recipe.num_point))
+        recipe.min_points = int(params.get("min_points", recipe.min_points))
+        recipe.centering = str(params.get("centering", recipe.centering))
+        sources.append(f"the training blocks' manifest ({manifest.parent})")
     if data.get("num_point"):
         recipe.num_point = int(data["num_point"])
         sources.append("the checkpoint's num_point")
@@ -135,10 +155,10 @@ def blocks_mismatch(
 ) -> list[str]:
     """How pre-made HDF5 test blocks differ from the recipe a model needs (empty: they agree or
     their manifest is unknown). Block-sampled scores on such blocks are not the model's."""
-    try:
-        params = json.loads((Path(root) / "test" / "manifest.json").read_text())["params"]
-    except (OSError, ValueError, KeyError, TypeError):
+    found = blocks_params(root, ("test",))
+    if found is None:
         return []
+    params = found[0]
     wanted = {"num_point": num_point, "block_size": block_size, "centering": recipe.centering}
     return [
         f"the blocks in {root} were made with {key}={params[key]!r} but the model needs "

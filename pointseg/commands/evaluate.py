@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pointseg.commands._knn import add_knn_argument, apply_knn_argument
+
 
 def _positive_int(s: str) -> int:
     v = int(s)
@@ -20,6 +22,7 @@ def _positive_float(s: str) -> float:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
+    add_knn_argument(p)
     p.add_argument(
         "--threads",
         type=_positive_int,
@@ -93,8 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=8,
-        help="blocks (or shapes) per forward pass (default 8)",
+        default=None,
+        help="blocks, shapes or graphs per forward pass (default 8; graph-level tasks: the "
+        "training batch); not for full-graph node tasks",
     )
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1, … (default: cuda if available, else cpu)"
@@ -173,6 +177,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _set_threads(args: argparse.Namespace) -> None:
+    apply_knn_argument(args)
     if args.threads:
         import torch
 

@@ -36,11 +36,12 @@ def count_parameters(config) -> int:
 
 
 def preset_rows(pattern: str | None = None) -> list[dict]:
+    """One row per registered preset (point-cloud, then graph), test-only presets left out."""
     from pointseg.models import get_config, list_models
     from pointseg.models.registry import preset_description
 
     rows = []
-    for name in list_models(pattern):
+    for name in list_models(pattern, kind="point", include_hidden=False):
         c = get_config(name)
         rows.append(
             {
@@ -59,24 +60,36 @@ def preset_rows(pattern: str | None = None) -> list[dict]:
     return rows + graph_preset_rows(pattern)
 
 
+def _needs_missing_ogb(c) -> bool:
+    """The OGB atom / bond encoders are sized by `ogb`'s feature tables: no `ogb`, no count."""
+    if c.node_encoder != "atom" and c.edge_encoder != "bond":
+        return False
+    try:
+        from pointseg.runtime import import_ogb
+
+        import_ogb()
+    except ImportError:
+        return True
+    return False
+
+
 def graph_preset_rows(pattern: str | None = None) -> list[dict]:
-    """Rows for the sparse-graph presets (`pointseg.models.graph`, and those of the task files)."""
-    import fnmatch
+    """Rows for the sparse-graph presets (`pointseg.models.graph_presets`)."""
+    import sys
 
-    import pointseg.tasks  # noqa: F401 - task files register their default presets
-    from pointseg.models.graph import GRAPH_MODEL_REGISTRY, count_parameters
-    from pointseg.tasks import task_names
+    from pointseg.models import get_config, list_models
+    from pointseg.models.graph import count_parameters as graph_parameters
+    from pointseg.models.registry import preset_description
 
-    task_names()
     rows = []
-    for name in sorted(GRAPH_MODEL_REGISTRY):
-        if pattern and not fnmatch.fnmatch(name, pattern):
-            continue
-        c = GRAPH_MODEL_REGISTRY[name]()
-        try:
-            params = count_parameters(c)  # linear in depth: no 1000-layer build
-        except Exception:  # noqa: BLE001 - e.g. the ogb encoders without `ogb` installed
-            params = -1
+    for name in list_models(pattern, kind="graph", include_hidden=False):
+        c = get_config(name)
+        if _needs_missing_ogb(c):
+            # Deliberate: the table still lists the preset; its count needs ogb's tables.
+            print(f"note: {name}: parameter count needs `pip install ogb`", file=sys.stderr)
+            params = None
+        else:
+            params = graph_parameters(c)  # linear in depth: no 1000-layer build
         rows.append(
             {
                 "name": name,
@@ -88,7 +101,7 @@ def graph_preset_rows(pattern: str | None = None) -> list[dict]:
                 "block": c.block,
                 "order": "-",
                 "params": params,
-                "description": GRAPH_MODEL_REGISTRY[name].__doc__,
+                "description": preset_description(name),
             }
         )
     return rows
@@ -108,7 +121,12 @@ def format_table(rows: list[dict]) -> str:
     ]
     cells = [[h for _, h, _ in cols]]
     for r in rows:
-        cells.append([f"{r[key]:,}" if key == "params" else str(r[key]) for key, _, _ in cols])
+        cells.append(
+            [
+                ("n/a" if r[key] is None else f"{r[key]:,}") if key == "params" else str(r[key])
+                for key, _, _ in cols
+            ]
+        )
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     lines = []
     for j, row in enumerate(cells):
@@ -127,15 +145,20 @@ def run(args: argparse.Namespace) -> int:
 
     if args.show:
         config = get_config(args.show)
-        info = {"name": args.show, "params": count_parameters(config), **config.to_dict()}
+        if getattr(config, "kind", None) == "graph":
+            from pointseg.models.graph import count_parameters as graph_parameters
+
+            params = None if _needs_missing_ogb(config) else graph_parameters(config)
+        else:
+            params = count_parameters(config)
+        info = {"name": args.show, "params": params, **config.to_dict()}
         if args.json:
             print(json.dumps(info, indent=2))
         else:
             width = max(map(len, info))
             for key, value in info.items():
-                print(
-                    f"{key:<{width}}  {value:,}" if key == "params" else f"{key:<{width}}  {value}"
-                )
+                shown = f"{value:,}" if key == "params" and value is not None else value
+                print(f"{key:<{width}}  {shown}")
         return 0
     rows = preset_rows(args.pattern)
     if not rows:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from pointseg.commands._knn import add_knn_argument, apply_knn_argument
 from pointseg.errors import ConfigError, DataError
 
 _RGB_CONSTANT = 128  # --rgb constant: mid grey
@@ -110,6 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="tile side in metres (default 10, or what --max-memory allows)")  # fmt: skip
     g.add_argument("--seed", type=int, default=0, help="seed of the point sampling inside blocks")
     g.add_argument("--threads", type=_positive_int, default=None, help="torch intra-op threads")
+    add_knn_argument(g)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_predict)
 
@@ -220,7 +222,8 @@ def write_segmentation(
 
 # ------------------------------------------------------------------------------ main
 def _load_model(checkpoint: str) -> tuple[Any, dict, Path, list[str]]:
-    from pointseg.engine.evaluate import _load, checkpoint_task, resolve_checkpoint
+    from pointseg.engine.checkpoints import checkpoint_task, resolve_checkpoint
+    from pointseg.engine.checkpoints import load_model as _load
 
     path = resolve_checkpoint(checkpoint)
     model, ckpt = _load(path)
@@ -262,6 +265,7 @@ def _model_frame(xyz: np.ndarray, scale: float, up: str) -> np.ndarray:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    apply_knn_argument(args)
     predict_files(
         args.checkpoint, args.input, out=args.out, fmt=args.format, rgb=args.rgb,
         scale=args.scale, up=args.up, reader=args.reader, on_bad_line=args.on_bad_line,
@@ -299,7 +303,6 @@ def predict_files(
     import torch
 
     from pointseg.data.pointcloud import read_point_cloud
-    from pointseg.engine.evaluate import _tqdm, peak_rss_mb, resolve_device
     from pointseg.engine.predict import (
         _parse_bytes,
         checkpoint_block_settings,
@@ -307,7 +310,9 @@ def predict_files(
         predict_cloud,
     )
     from pointseg.engine.report import format_class_table, write_json
+    from pointseg.engine.s3dis_eval import _tqdm
     from pointseg.metrics import ConfusionMatrix
+    from pointseg.runtime import peak_rss_mb, resolve_device
 
     say = print_fn or (lambda s: None)
     if threads:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pointseg.commands._knn import add_knn_argument
+
 # flag dest → TrainConfig key (flags the user did not give stay None and do not override)
 _FLAG_KEYS = {
     "model": "model",
@@ -53,6 +55,37 @@ _FLAG_KEYS = {
     "eval_every": "eval_every",
     "tensorboard": "tensorboard",
     "progress": "progress",
+}
+
+
+# Data flags a task gets when it reads the setting (`Task.settings`); the task may reword the help
+# (`Task.setting_help`). The flags every task gets follow in `_add_arguments`.
+_DATA_FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
+    "blocks": (
+        ("--blocks",),
+        {
+            "metavar": "DIR",
+            "help": "HDF5 blocks root from `pointseg blocks s3dis` (or the published "
+            "indoor3d_sem_seg_hdf5_data folder)",
+        },
+    ),
+    "cache": (
+        ("--cache",),
+        {
+            "metavar": "DIR",
+            "help": "room cache from `pointseg prepare s3dis` (recorded for whole-room evaluation)",
+        },
+    ),
+    "data": (("--data",), {"metavar": "DIR", "help": "dataset folder"}),
+    "test_area": (
+        ("--test-area",),
+        {"type": int, "help": "held-out area, never trained or validated on (default 5)"},
+    ),
+    "val_fraction": (
+        ("--val-fraction",),
+        {"type": float, "help": "fraction of training samples held out for validation / best.pt"},
+    ),
+    "num_points": (("--num-points",), {"type": int, "help": "points per sample"}),
 }
 
 
@@ -97,46 +130,13 @@ def _add_arguments(p: argparse.ArgumentParser, dataset: str) -> None:
         help="start afresh even if the run folder already holds a run",
     )
     d = p.add_argument_group("data")
-    if dataset == "s3dis":
-        d.add_argument(
-            "--blocks",
-            metavar="DIR",
-            help="HDF5 blocks root from `pointseg blocks s3dis` (or the published indoor3d_sem_seg_hdf5_data folder)",
-        )
-        d.add_argument(
-            "--cache",
-            metavar="DIR",
-            help="room cache from `pointseg prepare s3dis` (recorded for whole-room evaluation)",
-        )
-        d.add_argument(
-            "--test-area", type=int, help="held-out area, never trained or validated on (default 5)"
-        )
-        d.add_argument(
-            "--val-fraction",
-            type=float,
-            help="fraction of training rooms held out for validation / best.pt (default 0.1, at least 1 room)",
-        )
-        d.add_argument(
-            "--num-points",
-            type=int,
-            help="train on a random subset of this many points per block (default: all)",
-        )
-    elif dataset != "modelnet40":  # a graph task (pointseg.tasks)
-        from pointseg.tasks import get_task
+    from pointseg.tasks import get_task
 
-        d.add_argument("--data", metavar="DIR", help=get_task(dataset).data_help)
-    else:
-        d.add_argument(
-            "--data",
-            metavar="DIR",
-            help="modelnet40_ply_hdf5_2048 folder or mesh folder <class>/{train,test}/*.off",
-        )
-        d.add_argument(
-            "--val-fraction",
-            type=float,
-            help="fraction of training shapes held out for validation / best.pt (default 0.1)",
-        )
-        d.add_argument("--num-points", type=int, help="points per shape (default 1024)")
+    task = get_task(dataset)
+    for key, (flags, kw) in _DATA_FLAGS.items():
+        if key in task.settings:
+            help_text = getattr(task, "setting_help", {}).get(key) or kw.get("help")
+            d.add_argument(*flags, **{**kw, "help": help_text})
     d.add_argument(
         "--max-train-samples",
         type=int,
@@ -178,6 +178,7 @@ def _add_arguments(p: argparse.ArgumentParser, dataset: str) -> None:
         help="torch.use_deterministic_algorithms + fixed thread count (--threads, default 1)",
     )
     r.add_argument("--threads", type=int)
+    add_knn_argument(r)  # stored as model.knn: eval / predict of the checkpoint use the same path
     r.add_argument(
         "--device",
         help="auto (default: cuda:<local rank> if available, else cpu), cpu, cuda, cuda:1 …",
@@ -200,17 +201,10 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="dataset", metavar="<dataset>", required=True)
-    for dataset, help_text in (
-        ("s3dis", "semantic segmentation on S3DIS blocks"),
-        ("modelnet40", "shape classification on ModelNet40"),
-    ):
-        q = sub.add_parser(dataset, help=help_text)
-        _add_arguments(q, dataset)
-        q.set_defaults(func=run)
-    from pointseg.tasks import TASK_REGISTRY, task_names
+    from pointseg.tasks import get_task, task_names
 
-    for name in task_names():  # general-graph tasks, one file each in pointseg/tasks/
-        q = sub.add_parser(name, help=TASK_REGISTRY[name].description)
+    for name in task_names():  # every registered task, one module each in pointseg/tasks/
+        q = sub.add_parser(name, help=get_task(name).description)
         _add_arguments(q, name)
         q.set_defaults(func=run)
 
@@ -220,6 +214,8 @@ def config_from_args(args: argparse.Namespace):
     from pointseg.engine.train import load_run_config, resolve_config
 
     flags = {key: getattr(args, dest, None) for dest, key in _FLAG_KEYS.items()}
+    if getattr(args, "knn", None):
+        args.set = [*(args.set or []), f"model.knn={args.knn}"]
     cfg = resolve_config(args.dataset, config_file=args.config, flags=flags, sets=args.set)
     if args.resume:
         base = load_run_config(cfg.run_dir)

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from pointseg.errors import ConfigError
+from pointseg.runtime.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -46,31 +46,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """`auto` → `cuda:<local_rank>` if CUDA is available, else `cpu`; otherwise `torch.device(name)`.
-
-    A requested CUDA device on a machine without CUDA is a ConfigError naming the fix.
-    """
-    if name in (None, "", "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(
-            f"--device {name!r} is not a valid device ({exc}); use auto, cpu or cuda[:i]"
-        ) from exc
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"--device {name!r} requested but CUDA is not available; use --device cpu or auto"
-            )
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
-    return device
 
 
 def env_world_size() -> int:

@@ -1,7 +1,7 @@
 """Streaming whole-cloud inference: tiles → lazy blocks → batched inference → per-point votes.
 
 The one inference loop behind `pointseg predict` (any point cloud) and the whole-room protocol of
-`pointseg eval` (`pointseg.engine.evaluate.predict_room`):
+`pointseg eval` (`pointseg.engine.s3dis_eval.predict_room`):
 
 1. :class:`pointseg.data.blocks.BlockStream` cuts the cloud's column grid into tiles (10 m × 10 m
    by default) and plans each tile's block samples lazily, with the test recipe of training
@@ -26,7 +26,6 @@ to the number of blocks of the whole cloud.
 from __future__ import annotations
 
 import math
-import os
 import queue
 import re
 import threading
@@ -39,8 +38,8 @@ import torch
 from torch import nn
 
 from pointseg.data.blocks import BlockStream, nearest_covered_index
-from pointseg.engine.evaluate import resolve_device
 from pointseg.errors import ConfigError, DataError
+from pointseg.runtime import current_rss, resolve_device
 
 __all__ = ["CloudPrediction", "predict_cloud", "nearest_scored_index"]
 
@@ -359,16 +358,6 @@ def _parse_bytes(text: str | int | float | None) -> int | None:
     return int(float(m.group(1)) * scale)
 
 
-def _current_rss() -> int:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):  # not Linux: the peak so far is an upper bound
-        from pointseg.engine.evaluate import peak_rss_mb
-
-        return int(peak_rss_mb() * (1 << 20))
-
-
 def activation_bytes(config: dict, num_point: int) -> int:
     """Upper estimate of one block's inference activations: the per-layer features kept for the
     fusion (3 copies at the widest moment), the fused and head features, one kNN score chunk.
@@ -419,7 +408,7 @@ def plan_memory(
     # Per point still to come: accumulator 4·C, votes 4, tile order 4 (+ 8 while sorting),
     # prediction 1, confidence 4.
     per_point = 4 * num_classes + 21
-    base = _current_rss()
+    base = current_rss()
     avail = budget - base - n * per_point
     need_min = act + (64 << 20)
     if avail < need_min:

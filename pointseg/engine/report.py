@@ -32,6 +32,7 @@ __all__ = [
     "write_confusion_csv",
     "read_confusion_csv",
     "plot_confusion",
+    "write_eval_outputs",
 ]
 
 DASH = "—"
@@ -276,3 +277,29 @@ def plot_confusion(
     with atomic_write(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     return Path(path)
+
+
+def write_eval_outputs(
+    out: Path,
+    metrics: dict[str, Any],
+    results: Mapping[str, ConfusionMatrix],
+    names: Sequence[str],
+    *,
+    title_prefix: str,
+    tags: Mapping[str, str] | None = None,
+) -> None:
+    """An evaluation's folder: confusion_<tag>.csv/.png per protocol (`tags` maps a protocol name
+    to its file tag, default the name), per_class.csv and metrics.json."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, cm in results.items():
+        tag = (tags or {}).get(name, name)
+        write_confusion_csv(out / f"confusion_{tag}.csv", cm, names)
+        plot_confusion(
+            out / f"confusion_{tag}.png",
+            cm,
+            names,
+            title=f"{title_prefix} — {name} (row-normalised); mIoU {fmt_pct(cm.miou())}",
+        )
+    write_per_class_csv(out / "per_class.csv", results, names)
+    write_json(out / "metrics.json", metrics)

@@ -33,6 +33,7 @@ How (each choice measured in ``benchmarks/knn.py``):
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import threading
@@ -44,9 +45,26 @@ from torch import Tensor
 
 from pointseg import _native as _native_switch
 
-__all__ = ["knn", "knn_ranks", "check_points", "default_chunk_size", "METHODS", "HAVE_NATIVE"]
+__all__ = [
+    "knn",
+    "knn_ranks",
+    "check_points",
+    "default_chunk_size",
+    "METHODS",
+    "KNN_MODES",
+    "HAVE_NATIVE",
+    "set_knn_mode",
+    "get_knn_mode",
+    "knn_mode",
+    "bf16_selected",
+]
 
-METHODS = ("auto", "topk", "partition", "native")
+METHODS = ("auto", "topk", "partition", "native", "bf16")
+# Which exact path ``method="auto"`` takes (set by ``--knn``, a model's config, or the
+# ``POINTSEG_KNN`` environment variable): "auto" = the bf16-candidate path (pointseg.graph.bf16)
+# where it was measured faster, else "exact32"; "exact32" = the fp32 paths below; "bf16" = the
+# bf16-candidate path wherever it can run (tests, A/B runs).
+KNN_MODES = ("auto", "exact32", "bf16")
 
 try:  # the compiled selection kernel (optional: setup.py builds it when a C compiler exists)
     from pointseg._native import _select as _native_select
@@ -54,6 +72,79 @@ except ImportError:  # pragma: no cover - exercised on machines without a compil
     _native_select = None
 
 HAVE_NATIVE = _native_select is not None
+# the bf16 re-rank kernel (an older build of _select lacks it: the torch path is used instead)
+HAVE_RERANK = HAVE_NATIVE and hasattr(_native_select, "select_rerank")
+
+
+def _mode_from_env() -> str:
+    mode = os.environ.get("POINTSEG_KNN", "auto") or "auto"
+    return mode if mode in KNN_MODES else "auto"
+
+
+_mode = _mode_from_env()
+_forced = False  # set by a --knn flag: a model config's `knn` does not override it
+# What the last bf16-path call did (benchmarks read it): rows re-done in fp32, mean |S|.
+last_bf16_stats: dict = {}
+
+
+def set_knn_mode(mode: str, *, force: bool = False) -> str:
+    """Set the process-wide kNN mode (one of ``KNN_MODES``); returns the previous one.
+
+    ``force=True`` (a command's ``--knn`` flag) also makes models ignore their config's ``knn``.
+    """
+    global _mode, _forced
+    if mode not in KNN_MODES:
+        raise ValueError(f"knn mode must be one of {KNN_MODES}; got {mode!r}")
+    prev, _mode = _mode, mode
+    _forced = _forced or force
+    return prev
+
+
+def get_knn_mode() -> str:
+    return _mode
+
+
+@contextlib.contextmanager
+def knn_mode(mode: str | None, *, weak: bool = False):
+    """``with knn_mode("exact32"): ...`` — the kNN mode inside the block (None: unchanged).
+
+    ``weak=True`` (a model's config): no change while a forced mode (``--knn``) is set.
+    """
+    if mode is None or (weak and _forced):
+        yield
+        return
+    prev = set_knn_mode(mode)
+    try:
+        yield
+    finally:
+        set_knn_mode(prev)
+
+
+# The bf16 path wins where the distance product is a large share of the work: rows of >= 1024
+# points (the compiled kernel's sampled threshold) and >= 16 channels (with xyz, C = 3, the
+# bf16 error band is wider than neighbour gaps and most rows would fall back).
+_BF16_MIN_N = 1024
+_BF16_MIN_C = 16
+
+
+def bf16_selected(x: Tensor, kmax: int, method: str = "auto") -> bool:
+    """Whether ``method`` on ``x`` (B, N, C) with ``kmax`` neighbours takes the bf16 path."""
+    if method == "bf16":
+        return x.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+    if method != "auto" or _mode == "exact32" or x.dtype == torch.float64:
+        return False
+    N, C = x.shape[1], x.shape[2]
+    if _mode == "bf16":
+        return True
+    if N < _BF16_MIN_N or C < _BF16_MIN_C or kmax * 4 > N:
+        return False
+    if x.device.type == "cuda":
+        return True
+    if x.device.type == "cpu":
+        from pointseg.graph.bf16 import native_bf16_cpu
+
+        return HAVE_RERANK and not _native_disabled() and native_bf16_cpu()
+    return False
 
 
 def _native_disabled() -> bool:
@@ -102,7 +193,7 @@ def check_points(x: Tensor, k: int, name: str = "knn") -> None:
         raise ValueError(
             f"{name}: x must be a floating-point tensor (B, N, C); got dtype {x.dtype}"
         )
-    if not bool(torch.isfinite(x).all()):
+    if x.device.type != "meta" and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(
             f"{name}: x of shape {tuple(x.shape)} contains {bad} non-finite value(s) (nan/inf); "
@@ -324,7 +415,7 @@ def _topk_indices(
     xc = x - x.mean(dim=1, keepdim=True)  # (B, N, C) centred: avoids cancellation
     xt = xc.transpose(1, 2).contiguous()  # (B, C, N)
     sq = xc.pow(2).sum(dim=-1).unsqueeze(1)  # (B, 1, N)
-    if not bool(torch.isfinite(sq).all()):
+    if x.device.type != "meta" and not bool(torch.isfinite(sq).all()):
         raise ValueError(
             f"{name}: squared norms of x (shape {tuple(x.shape)}) overflow {x.dtype}; "
             "rescale the features"
@@ -332,6 +423,8 @@ def _topk_indices(
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"{name}: chunk_size must be >= 1; got {chunk_size}")
     workers = max(1, torch.get_num_threads())
+    if bf16_selected(x, kmax, method):
+        return _bf16_indices(xc, sq, kmax, ranks, chunk_size, workers)
     if use_native:
         # Only the requested ranks are written: (B, N, len(ranks)), never (B, N, kmax).
         r_np = (
@@ -366,6 +459,32 @@ def _topk_indices(
             _run_blocks(blocks, kmax, workers)
         else:
             out[:, start:stop] = s.topk(kmax, dim=-1, largest=False, sorted=True).indices
+    if ranks is not None:
+        return out.index_select(-1, ranks.to(device=out.device, dtype=torch.long))
+    return out
+
+
+def _bf16_indices(xc, sq, kmax: int, ranks, chunk_size, workers: int) -> Tensor:
+    """The bf16-candidate path (pointseg.graph.bf16): the compiled kernel on CPU float32 where
+    its sampled threshold applies, else the torch implementation (any device)."""
+    from pointseg.graph import bf16
+
+    B, N, _ = xc.shape
+    if xc.dtype != torch.float64:
+        xc, sq = xc.float(), sq.float()
+    if (xc.device.type == "cpu" and xc.dtype == torch.float32 and HAVE_RERANK
+            and N >= 4 * 256 and kmax * 4 <= N):  # fmt: skip
+        r_np = (np.arange(kmax, dtype=np.int64) if ranks is None
+                else np.ascontiguousarray(ranks.cpu().numpy(), dtype=np.int64))  # fmt: skip
+        out = torch.empty(B, N, len(r_np), dtype=torch.long)
+        rows = chunk_size if chunk_size is not None else max(1, _NATIVE_BLOCK_BYTES // (2 * N))
+        last_bf16_stats.clear()
+        last_bf16_stats.update(bf16.bf16_graph_cpu(xc, sq, r_np, out.numpy(), rows, workers))
+        return out
+    stats: dict = {}
+    out = bf16.bf16_knn_torch(xc, sq, kmax, chunk_size=chunk_size, stats=stats)
+    last_bf16_stats.clear()
+    last_bf16_stats.update(stats)
     if ranks is not None:
         return out.index_select(-1, ranks.to(device=out.device, dtype=torch.long))
     return out

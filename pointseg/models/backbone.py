@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from pointseg.graph import DilatedKnnGraph, dilated_knn
+from pointseg.graph.knn import knn_mode
 from pointseg.models.config import ModelConfig
 from pointseg.models.heads import ClassificationHead, SegmentationHead
 from pointseg.nn import create_block, create_conv
@@ -280,7 +281,9 @@ class DeepGCN(nn.Module):
         return self.head(self.fusion_parts(outs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        # every kNN of this forward on the config's path (unless a --knn flag forces one)
+        with knn_mode(None if self.config.knn == "auto" else self.config.knn, weak=True):
+            return self.forward_head(self.forward_features(x))
 
     def extra_repr(self) -> str:
         c = self.config

@@ -20,6 +20,7 @@ CONVS = ("edge", "mr", "sage", "gin")
 BLOCKS = ("res", "plain", "dense", "res+", "rev", "deq")
 DEQ_SOLVERS = ("anderson", "fixed_point")
 FUSION_LAYERS = ("auto", "all", "ends", "last")
+KNN_PATHS = ("auto", "exact32", "bf16")  # = pointseg.graph.knn.KNN_MODES
 ORDERS = ("conv_act_norm", "conv_norm_act")
 NORMS = ("batch", "layer", "instance", "none")
 ACTS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "none")
@@ -95,6 +96,10 @@ class ModelConfig:
             "ends" ([h_0, h_{L−1}]), "last" ([h_{L−1}] alone: every layer lies on the path to
             the head, as in a network without skip connections to the fusion), "auto" ("ends" for
             rev / deq, "all" otherwise).
+        knn: the exact kNN path of every graph (training forward, eval and predict alike):
+            "auto" (the process-wide choice: bf16 candidates + fp32 re-rank where measured
+            faster, else fp32), "exact32" (fp32 distance products) or "bf16" (bf16 candidates
+            wherever they can run). A `--knn` flag overrides it. See pointseg.graph.bf16.
     """
 
     task: str = "segmentation"
@@ -131,6 +136,7 @@ class ModelConfig:
     deq_tol: float = 1e-3
     deq_max_iter: int = 30
     fusion_layers: str = "auto"
+    knn: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.head_channels, list):
@@ -219,6 +225,7 @@ class ModelConfig:
             "dense_fusion": DENSE_FUSIONS,
             "deq_solver": DEQ_SOLVERS,
             "fusion_layers": FUSION_LAYERS,
+            "knn": KNN_PATHS,
         }
         if self.norm is None:
             self.norm = "none"

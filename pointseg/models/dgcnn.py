@@ -28,7 +28,7 @@ from torch import nn
 from pointseg.errors import ConfigError
 from pointseg.graph import knn
 from pointseg.models.heads import SegmentationHead
-from pointseg.models.registry import register_model
+from pointseg.models.registry import register_kind, register_model
 from pointseg.nn.edge_conv import EdgeConv
 from pointseg.nn.edge_mlp_conv import EdgeMLPConv
 from pointseg.nn.mlp import ACTS, NORMS, ORDERS
@@ -199,7 +199,9 @@ class DGCNN(nn.Module):
         if not x.is_floating_point():
             raise ValueError(f"DGCNN: x must be a float tensor; got dtype {x.dtype}")
         if x.shape[1] < c.k:
-            raise ValueError(f"DGCNN: every cloud needs at least k = {c.k} points; got {x.shape[1]}")
+            raise ValueError(
+                f"DGCNN: every cloud needs at least k = {c.k} points; got {x.shape[1]}"
+            )
 
     def graph_features(self, i: int, h: torch.Tensor) -> torch.Tensor:
         """What layer i's kNN graph is built on: `graph_channels` of x for the first, else h."""
@@ -255,3 +257,6 @@ class DGCNN(nn.Module):
 def dgcnn_s3dis() -> DGCNNConfig:
     """DGCNN, S3DIS (dgcnn.pytorch): k=20, graph on channels 6:9, LeakyReLU 0.2, 978,560 params."""
     return DGCNNConfig()
+
+
+register_kind("dgcnn", DGCNNConfig, DGCNN)

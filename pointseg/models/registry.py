@@ -1,8 +1,11 @@
-"""Named model presets (timm-style): `create_model("resgcn28")`, `get_config`, `list_models()`.
+"""Named model presets (timm-style), one registry for point-cloud and graph models.
 
-A preset is a function registered with `@register_model` that returns a `ModelConfig`; the model
-itself is always `DeepGCN(config)`, so a checkpoint (which stores the config) never needs the
-preset name to be rebuilt.
+A preset is a function registered with `@register_model` that returns a `ModelConfig` (point
+clouds, `DeepGCN`) or a `GraphModelConfig` (general graphs, `GraphDeepGCN`; see
+`pointseg.models.graph_presets`). `get_config(name)` and `create_model(name)` work for both; the
+model is always built from its config, so a checkpoint (which stores the config) never needs the
+preset name to be rebuilt. Presets registered with ``hidden=True`` (the tiny test models) are
+left out of `pointseg models`.
 """
 
 from __future__ import annotations
@@ -14,53 +17,159 @@ from typing import Any
 from pointseg.errors import ConfigError
 from pointseg.models.config import ModelConfig
 
-__all__ = ["register_model", "create_model", "get_config", "list_models", "MODEL_REGISTRY"]
+__all__ = [
+    "MODEL_REGISTRY",
+    "build_model",
+    "config_from_dict",
+    "create_model",
+    "get_config",
+    "get_graph_config",
+    "is_hidden",
+    "list_models",
+    "model_kind",
+    "register_graph_model",
+    "register_kind",
+    "register_model",
+]
 
-MODEL_REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
+MODEL_REGISTRY: dict[str, Callable[[], Any]] = {}
+_KIND: dict[str, str] = {}  # name -> "point" | "graph"
+_HIDDEN: set[str] = set()
+KINDS = ("point", "graph")
 
 
-def register_model(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
-    """Register a preset under its function name (the docstring's first line describes it)."""
-    if fn.__name__ in MODEL_REGISTRY:
-        raise ValueError(f"model preset {fn.__name__!r} is already registered")
-    MODEL_REGISTRY[fn.__name__] = fn
-    return fn
+def register_model(
+    fn: Callable[[], Any] | None = None, *, kind: str = "point", hidden: bool = False
+):
+    """Register a preset under its function name (the docstring's first line describes it).
+
+    Usable as ``@register_model`` or ``@register_model(hidden=True)``. ``kind`` is "point" for a
+    `ModelConfig` preset, "graph" for a `GraphModelConfig` one.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"model kind {kind!r} is not known; valid: {', '.join(KINDS)}")
+
+    def add(f: Callable[[], Any]) -> Callable[[], Any]:
+        if f.__name__ in MODEL_REGISTRY:
+            raise ValueError(f"model preset {f.__name__!r} is already registered")
+        MODEL_REGISTRY[f.__name__] = f
+        _KIND[f.__name__] = kind
+        if hidden:
+            _HIDDEN.add(f.__name__)
+        return f
+
+    return add if fn is None else add(fn)
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Sorted preset names, optionally filtered by a shell-style pattern (e.g. "resgcn*")."""
-    names = sorted(MODEL_REGISTRY)
+def register_graph_model(name: str, doc: str, *, hidden: bool = False, **fields_: Any) -> None:
+    """Register a graph preset: a `GraphModelConfig` with `fields_` set; `doc` describes it."""
+
+    def preset():
+        from pointseg.models.graph import GraphModelConfig
+
+        return GraphModelConfig(**fields_)
+
+    preset.__name__ = name
+    preset.__doc__ = doc
+    register_model(preset, kind="graph", hidden=hidden)
+
+
+def model_kind(name: str) -> str:
+    """ "point" or "graph" for a registered preset."""
+    _check(name)
+    return _KIND[name]
+
+
+def is_hidden(name: str) -> bool:
+    return name in _HIDDEN
+
+
+def list_models(
+    pattern: str | None = None, *, kind: str | None = "point", include_hidden: bool = True
+) -> list[str]:
+    """Sorted preset names of `kind` ("point", "graph", None = both), optionally filtered by a
+    shell-style pattern (e.g. "resgcn*"); ``include_hidden=False`` drops the test-only presets."""
+    names = sorted(
+        n
+        for n in MODEL_REGISTRY
+        if (kind is None or _KIND[n] == kind) and (include_hidden or n not in _HIDDEN)
+    )
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
-def get_config(name: str, **overrides: Any) -> ModelConfig:
-    """Config of preset `name` with `overrides` applied; unknown names list the valid ones."""
+def _check(name: str) -> None:
     if name not in MODEL_REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; available models: {', '.join(list_models())}")
+        raise ConfigError(
+            f"unknown model {name!r}; available models: {', '.join(list_models(kind=None))}"
+        )
+
+
+def get_config(name: str, **overrides: Any):
+    """Config of preset `name` with `overrides` applied; unknown names list the valid ones."""
+    _check(name)
     config = MODEL_REGISTRY[name]()
     return config.replace(**overrides) if overrides else config
 
 
-def create_model(name_or_config: str | ModelConfig | dict, **overrides: Any):
-    """Build a `DeepGCN` from a preset name, a `ModelConfig` or a config dict (+ overrides)."""
-    from pointseg.models.backbone import DeepGCN
+def get_graph_config(name: str, **overrides: Any):
+    """`get_config` for a graph preset; a point-cloud or unknown name lists the graph presets."""
+    if name not in MODEL_REGISTRY or _KIND[name] != "graph":
+        raise ConfigError(
+            f"unknown graph model {name!r}; available graph models: "
+            f"{', '.join(list_models(kind='graph'))}"
+        )
+    return get_config(name, **overrides)
 
+
+def register_kind(kind: str, config_cls: type, model_cls: Callable[[Any], Any]) -> None:
+    """Declare a model family stored in checkpoints as ``model_config["kind"] == kind``: its
+    config class (with ``from_dict``) and its model class (built from a config). Called where the
+    family is defined (`pointseg.models.graph_presets`, `pointseg.models.dgcnn`)."""
+    if kind in _FAMILIES and _FAMILIES[kind] != (config_cls, model_cls):
+        raise ValueError(f"model kind {kind!r} is already registered")
+    _FAMILIES[kind] = (config_cls, model_cls)
+
+
+_FAMILIES: dict[str, tuple[type, Callable[[Any], Any]]] = {}
+
+
+def _family(kind: str | None) -> tuple[type, Callable[[Any], Any]]:
+    if kind in (None, "", "point"):
+        from pointseg.models.backbone import DeepGCN
+
+        return ModelConfig, DeepGCN
+    if kind not in _FAMILIES:
+        raise ConfigError(
+            f"unknown model kind {kind!r}; known: point, {', '.join(sorted(_FAMILIES))}"
+        )
+    return _FAMILIES[kind]
+
+
+def config_from_dict(d: dict[str, Any]):
+    """The config of a stored ``model_config`` dict: `ModelConfig`, or its ``kind``'s class."""
+    return _family(d.get("kind"))[0].from_dict(dict(d))
+
+
+def build_model(config):
+    """The model of a config: `DeepGCN`, or the model class of its ``kind``."""
+    return _family(getattr(config, "kind", None))[1](config)
+
+
+def create_model(name_or_config: Any, **overrides: Any):
+    """Build the model of a preset name, a config (any kind) or a config dict (+ overrides):
+    `DeepGCN` for a `ModelConfig`, `GraphDeepGCN` for ``kind: graph``, `DGCNN` for ``kind: dgcnn``."""
     if isinstance(name_or_config, str):
         config = get_config(name_or_config, **overrides)
-    elif isinstance(name_or_config, ModelConfig) or hasattr(name_or_config, "kind"):
-        config = name_or_config.replace(**overrides) if overrides else name_or_config
     elif isinstance(name_or_config, dict):
-        config = ModelConfig.from_dict({**name_or_config, **overrides})
+        config = config_from_dict({**name_or_config, **overrides})
+    elif hasattr(name_or_config, "replace") and hasattr(name_or_config, "to_dict"):
+        config = name_or_config.replace(**overrides) if overrides else name_or_config
     else:
         raise ConfigError(
-            f"create_model expects a preset name, ModelConfig or dict, got "
+            f"create_model expects a preset name, a model config or dict, got "
             f"{type(name_or_config).__name__}"
         )
-    if getattr(config, "kind", None) == "dgcnn":
-        from pointseg.models.dgcnn import DGCNN
-
-        return DGCNN(config)
-    return DeepGCN(config)
+    return build_model(config)
 
 
 def preset_description(name: str) -> str:
@@ -251,7 +360,7 @@ def _register_tiny(name: str, doc: str, **kw: Any) -> None:
 
     preset.__name__ = name
     preset.__doc__ = doc
-    register_model(preset)
+    register_model(preset, hidden=True)  # test-only: not listed by `pointseg models`
 
 
 _register_tiny("resgcn4_tiny", "Tiny ResGCN-4 (16 ch) for tests.")

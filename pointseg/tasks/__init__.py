@@ -1,20 +1,24 @@
-"""Training tasks on general graphs, one file each (see `pointseg.tasks.base` for the interface).
+"""The task registry: every `pointseg train <task>` / `pointseg eval` target, one module each.
 
-`TASK_REGISTRY` maps the `pointseg train <task>` name to its `Task`. The point-cloud tasks
-(s3dis, modelnet40) still live in `pointseg.engine.train`.
+`TASK_REGISTRY` maps a task name to its `Task` (`pointseg.tasks.base`): the point-cloud tasks
+(`s3dis`, `modelnet40`) and the general-graph tasks (Planetoid, OGB, PPI). The engine reaches tasks
+only through `get_task` / `task_for_checkpoint`; task modules are imported on first use.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from pointseg.errors import ConfigError
-from pointseg.tasks.base import Batch, GraphData, GraphLevelTask, NodeTask, Task
+from pointseg.tasks.base import StepResult, Task
+from pointseg.tasks.graphs import Batch, GraphData, GraphLevelTask, GraphTask, NodeTask
 
 TASK_REGISTRY: dict[str, Task] = {}
 
-# Task modules, imported on first use of the registry (each calls `register_task`).
-TASK_MODULES = ("planetoid", "ogbg", "ogbn", "ppi")
+# Task modules, imported on first use of the registry (each calls `register_task`); this order is
+# the order of `pointseg train --help`.
+TASK_MODULES = ("s3dis", "modelnet40", "planetoid", "ogbg", "ogbn", "ppi")
 _loaded = False
 
 
@@ -40,27 +44,57 @@ def task_names() -> list[str]:
     return list(TASK_REGISTRY)
 
 
+def graph_task_names() -> list[str]:
+    _load()
+    return [n for n, t in TASK_REGISTRY.items() if isinstance(t, GraphTask)]
+
+
 def is_graph_task(name: str | None) -> bool:
     _load()
-    return name in TASK_REGISTRY
+    return isinstance(TASK_REGISTRY.get(name or ""), GraphTask)
 
 
 def get_task(name: str) -> Task:
     _load()
     if name not in TASK_REGISTRY:
-        raise ConfigError(f"unknown task {name!r}; graph tasks: {', '.join(TASK_REGISTRY)}")
+        raise ConfigError(f"unknown task {name!r}; valid: {', '.join(TASK_REGISTRY)}")
     return TASK_REGISTRY[name]
+
+
+def task_for_checkpoint(ckpt: dict[str, Any]) -> Task:
+    """The task a checkpoint belongs to: `meta["dataset"]` when it names a registered task, else
+    (converted checkpoints of the original code) by the model: classification → modelnet40,
+    segmentation → s3dis."""
+    _load()
+    meta = ckpt.get("meta") or {}
+    model_config = ckpt.get("model_config") or {}
+    if not isinstance(model_config, dict):
+        model_config = model_config.to_dict()
+    dataset = meta.get("dataset")
+    if model_config.get("kind") == "graph":
+        if dataset not in TASK_REGISTRY:
+            raise ConfigError(
+                f"graph checkpoint of task {dataset!r}, which is not registered; graph tasks: "
+                f"{', '.join(graph_task_names())}"
+            )
+        return TASK_REGISTRY[dataset]
+    task = model_config.get("task") or meta.get("task") or "segmentation"
+    return TASK_REGISTRY["modelnet40" if task == "classification" else "s3dis"]
 
 
 __all__ = [
     "Batch",
     "GraphData",
     "GraphLevelTask",
+    "GraphTask",
     "NodeTask",
     "TASK_REGISTRY",
+    "StepResult",
     "Task",
     "get_task",
+    "graph_task_names",
     "is_graph_task",
     "register_task",
+    "task_for_checkpoint",
     "task_names",
 ]

@@ -1,315 +1,181 @@
-"""The task interface: what a training task provides to the engine (one file per task).
+"""The `Task` interface: everything that differs between S3DIS, ModelNet40 and the graph tasks.
 
-A task says how to read its data from a local root (`load`), which model fits it
-(`model_config`), how to batch a split (`batches`), its loss (`loss`) and its metric (`score`,
-higher is better, named `metric`). The engine (`pointseg.engine.graph`) owns everything else: the
-run folder, the optimiser, checkpoints, exact resume, logs, plots and `pointseg eval`.
+The training loop (`pointseg.engine.trainer.Trainer`) and `pointseg eval`
+(`pointseg.engine.evaluate.evaluate_checkpoint`) know no dataset: they look the task up by name in
+the registry (`pointseg.tasks.get_task`) and call it. A task owns
 
-Two base classes cover the general-graph tasks:
+- its **settings**: `defaults` (TrainConfig values that differ from TrainConfig's own defaults)
+  and `settings` (which of the task-specific `OPTIONAL_SETTINGS` it reads; setting any other one
+  is a ConfigError naming it);
+- its **data and model**: `build_data(cfg, info)` → a task-defined data object,
+  `model_config(cfg, data)` → the model config checked against the data;
+- its **batches and step**: `steps_per_epoch`, `train_batches(cfg, data, info, epoch, start)` (the
+  epoch's order is a pure function of (seed, epoch): exact resume), `training_step(model, batch,
+  …) → StepResult` (loss and counts);
+- its **validation**: `validate(model, …)` → the `val_*` columns of log.csv, `best_metric` (the
+  column that picks best.pt, higher is better), `log_columns`, `checkpoint_meta`;
+- its **evaluation**: `evaluate(path, ckpt, **options)` for `pointseg eval`, accepting exactly
+  the options named in `eval_options` (others are a ConfigError naming the flags).
 
-- `NodeTask`: one (or a few) large graphs with per-node labels and split masks, trained full-batch
-  (e.g. Planetoid citation graphs, ogbn-arxiv).
-- `GraphLevelTask`: many small graphs with per-graph labels, trained in shuffled mini-batches
-  (PyG `Batch`; e.g. OGB molecules, PPI's 24 graphs with per-node labels).
-
-A new task is one file in `pointseg/tasks/` that subclasses one of them and calls
-`register_task(MyTask())`; `pointseg/tasks/__init__.py` imports the task modules.
+A new task is one module: subclass `Task` (or `PointCloudTask` / `NodeTask` / `GraphLevelTask`),
+register an instance with `pointseg.tasks.register_task`, and list the module in
+`pointseg.tasks.TASK_MODULES` (docs/architecture.md has a worked example).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from pointseg.errors import ConfigError
 
-SPLITS = ("train", "val", "test")
-_MISSING = object()
+# TrainConfig keys only some tasks read; every other key (optimiser, schedule, runtime, …) is
+# read by the trainer for every task.
+OPTIONAL_SETTINGS = frozenset(
+    {
+        "data",
+        "init",
+        "cache",
+        "blocks",
+        "test_area",
+        "val_fraction",
+        "val_min",
+        "num_points",
+        "max_train_samples",
+        "max_val_samples",
+        "label_smoothing",
+        "class_weights",
+        "augment",
+        "num_workers",
+        "sync_bn",
+    }
+)
 
-
-def import_ogb(module: str = "ogb"):
-    """Import `module` of the `ogb` package without its network call.
-
-    ogb 1.3.6's ``import ogb`` starts a thread that asks PyPI whether a newer ogb exists (via the
-    `outdated` package). Nothing here may touch the network, so `outdated` is hidden while ogb is
-    first imported (ogb then skips the check). ImportError when ogb is not installed.
-    """
-    import importlib
-    import sys
-
-    if "ogb" not in sys.modules:
-        saved = sys.modules.get("outdated", _MISSING)
-        sys.modules["outdated"] = None  # type: ignore[assignment]
-        try:
-            importlib.import_module("ogb")
-        finally:
-            if saved is _MISSING:
-                sys.modules.pop("outdated", None)
-            else:
-                sys.modules["outdated"] = saved
-    return importlib.import_module(module)
-
-
-@dataclass
-class GraphData:
-    """A task's data: `splits` maps "train" / "val" / "test" to what `Task.batches` reads.
-
-    NodeTask: every split is the same `torch_geometric.data.Data` (``x``, ``edge_index``, ``y``) and
-    `masks[split]` selects its nodes. GraphLevelTask: `splits[split]` is a list of `Data` graphs.
-    """
-
-    splits: dict[str, Any]
-    in_channels: int
-    num_classes: int
-    classes: list[str]
-    info: dict  # recorded in checkpoint meta["data"]
-    masks: dict[str, Tensor] = field(default_factory=dict)
-
-    def num_samples(self, split: str) -> int:
-        if split in self.masks:
-            return int(self.masks[split].sum())
-        return len(self.splits.get(split) or [])
+# `pointseg eval` options every task accepts.
+COMMON_EVAL_OPTIONS = frozenset({"out", "device", "seed", "progress"})
 
 
 @dataclass
-class Batch:
-    """One step's input: the graph (a PyG Data/Batch) and the rows of the output that count."""
+class StepResult:
+    """One training step: the loss to back-propagate and the counts of the epoch's log row."""
 
-    graph: Any
-    mask: Tensor | None = None  # node tasks: nodes of the split; None = every output row
+    loss: Tensor  # scalar, differentiable
+    correct: float  # for train_acc = Σ correct / Σ count
+    count: float  # rows the loss averages over (points, shapes, nodes, labels)
+    samples: float  # blocks / shapes / graphs (throughput in samples/s)
+    points: float = 0.0  # points (throughput in points/s)
 
 
 class Task:
-    """Base class; subclasses set the class attributes and implement `load`."""
+    """Base class of every task; subclasses set the attributes and implement the methods."""
 
     name: str = ""
-    level: str = "node"  # "node" | "graph": what the model predicts
-    metric: str = "accuracy"  # name of `score`'s value (higher is better)
-    multilabel: bool = False  # BCE over independent labels instead of softmax cross-entropy
     description: str = ""
-    data_help: str = ""  # what --data must contain
-    defaults: dict[str, Any] = {}  # TrainConfig values that differ from the S3DIS defaults
-    # Inference per split: (views, parts) = average the logits of `views` random node partitions
-    # into `parts` parts each (node tasks; DeeperGCN's multi-view inference). (1, 1): full graph.
-    inference: dict[str, tuple[int, int]] = {}
+    data_help: str = ""  # what --data must contain (graph tasks)
+    defaults: dict[str, Any] = {}
+    settings: frozenset[str] = frozenset()  # which OPTIONAL_SETTINGS this task reads
+    best_metric: str = "val_metric"  # log column choosing best.pt (higher is better)
+    log_columns: tuple[str, ...] = ()
+    throughput: str = "samples"  # "samples" | "points": what log.csv's throughput counts
+    sample_noun: str = "samples"  # in the start-up line: "N train / M val <noun>"
+    distributed: bool = True  # may run under torchrun (DDP)
+    eval_options: frozenset[str] = COMMON_EVAL_OPTIONS
+    setting_help: dict[str, str] = {}  # `pointseg train <task> --help` text of its data flags
 
-    # ---------------------------------------------------------------------------- data
-    def load(self, root: Path) -> GraphData:  # pragma: no cover - abstract
+    # ------------------------------------------------------------------------------ settings
+    def run_name(self, cfg) -> str:
+        """Default run folder name (`--run` overrides it)."""
+        return f"{cfg.dataset}_{cfg.model}"
+
+    def check_settings(self, given: dict[str, Any], source: str) -> None:
+        """ConfigError naming the task-specific settings in `given` this task does not read."""
+        unused = sorted(k for k in given if k in OPTIONAL_SETTINGS and k not in self.settings)
+        if unused:
+            used = sorted(self.settings)
+            raise ConfigError(
+                f"{source}: {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used by "
+                f"{self.name}; its data settings are: {', '.join(used) or 'none'}"
+            )
+
+    def check_config(self, cfg) -> None:
+        """Task-specific value checks of a resolved config (ConfigError naming the key)."""
+
+    @property
+    def best_label(self) -> str:
+        """How the best metric is named in messages ("val miou", "val accuracy")."""
+        return self.best_metric.replace("val_", "val ")
+
+    # ------------------------------------------------------------------------------ data, model
+    def build_data(self, cfg, info) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def resolve_root(self, data: str | None) -> Path:
-        if not data:
-            raise ConfigError(
-                f"{self.name}: give the dataset root with --data DIR ({self.data_help})"
-            )
-        return Path(data).expanduser()
-
-    def batches(
-        self, data: GraphData, split: str, *, batch_size: int, generator: torch.Generator | None
-    ) -> list[Batch]:  # pragma: no cover - abstract
+    def model_config(self, cfg, data) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    # ---------------------------------------------------------------------------- model
-    def model_config(self, name: str, overrides: dict, data: GraphData):
-        """The preset `name` with `overrides`, sized to the data (in_channels / num_classes)."""
-        from pointseg.models.graph import get_graph_config
+    def build_model(self, cfg, data, info, resume_from=None) -> tuple[Any, Any]:
+        """(model config, model) of a run: `model_config` built by the model registry.
+        `resume_from`: the run's last.pt when resuming (its weights are loaded afterwards)."""
+        from pointseg.models import create_model
 
-        try:
-            cfg = get_graph_config(name, **overrides)
-        except TypeError as exc:
-            raise ConfigError(f"bad model override in {overrides}: {exc}") from None
-        sized = {}
-        if "in_channels" not in overrides and cfg.node_encoder == "linear":
-            sized["in_channels"] = data.in_channels
-        if "num_classes" not in overrides:
-            sized["num_classes"] = data.num_classes
-        if cfg.task != self.level:
-            sized["task"] = self.level
-        cfg = cfg.replace(**sized) if sized else cfg
-        if cfg.node_encoder == "linear" and cfg.in_channels != data.in_channels:
+        config = self.model_config(cfg, data)
+        return config, create_model(config)
+
+    def num_samples(self, data, split: str) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------ training
+    def steps_per_epoch(self, cfg, data, info) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def train_batches(self, cfg, data, info, epoch: int, start: int):  # pragma: no cover
+        """(number of batches in the epoch, iterator over the batches from `start` on)."""
+        raise NotImplementedError
+
+    def training_step(self, model, batch, cfg, data, info) -> StepResult:  # pragma: no cover
+        raise NotImplementedError
+
+    def validate(self, model, cfg, data, info) -> dict[str, float]:  # pragma: no cover
+        """The `val_*` columns of log.csv (NaN where not defined), with `model` in eval mode."""
+        raise NotImplementedError
+
+    def log_constants(self) -> dict[str, Any]:
+        """Columns of log.csv with the same value in every row (e.g. the metric's name)."""
+        return {}
+
+    def checkpoint_meta(self, cfg, data) -> dict[str, Any]:  # pragma: no cover - abstract
+        """The task's part of a checkpoint's `meta` (task, dataset, classes, data settings)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------ evaluation
+    @property
+    def checkpoint_label(self) -> str:
+        """How error messages name this task's checkpoints ("segmentation (S3DIS)")."""
+        return self.name
+
+    def check_eval_options(self, path: Path, options: dict[str, Any]) -> None:
+        """ConfigError naming the `pointseg eval` flags given that this task does not use."""
+        wrong = sorted(k for k in options if k not in self.eval_options)
+        if wrong:
+            flags = ", ".join(_flag(k) for k in wrong)
+            takes = ", ".join(_flag(k) for k in sorted(self.eval_options - {"progress"}))
             raise ConfigError(
-                f"model {name!r} expects {cfg.in_channels} node features but the {self.name} data "
-                f"has {data.in_channels}; set --set model.in_channels={data.in_channels}"
+                f"{path} is a {self.checkpoint_label} checkpoint; {flags} "
+                f"{'does' if len(wrong) == 1 else 'do'} not apply to it (it takes {takes})"
             )
-        if cfg.num_classes != data.num_classes:
-            raise ConfigError(
-                f"model {name!r} predicts {cfg.num_classes} outputs but {self.name} has "
-                f"{data.num_classes}; set --set model.num_classes={data.num_classes}"
-            )
-        return cfg
 
-    @staticmethod
-    def forward(model: torch.nn.Module, graph: Any) -> Tensor:
-        return model(
-            graph.x,
-            graph.edge_index,
-            getattr(graph, "edge_attr", None),
-            getattr(graph, "batch", None),
-        )
-
-    def predict(
-        self,
-        model: torch.nn.Module,
-        data: GraphData,
-        split: str,
-        *,
-        batch_size: int,
-        device: torch.device | str = "cpu",
-        views: int | None = None,
-        parts: int | None = None,
-        seed: int = 0,
-    ) -> tuple[Tensor, Tensor]:
-        """Logits and targets of every row of `split` (model in eval mode, no gradients, no global
-        RNG drawn): the batches of `batches`, one forward each. Node tasks can instead average
-        several random node partitions (`NodeTask.predict`); ``views`` / ``parts`` default to
-        ``inference[split]``."""
-        v, p = self.inference_setting(split, views, parts)
-        if (v, p) != (1, 1):
-            raise ConfigError(
-                f"{self.name}: multi-view / partitioned inference (views={v}, parts={p}) is for "
-                "node tasks only"
-            )
-        return self._predict_batches(model, data, split, batch_size=batch_size, device=device)
-
-    def _predict_batches(self, model, data, split, *, batch_size, device):
-        logits, ys = [], []
-        with torch.no_grad():
-            for batch in self.batches(data, split, batch_size=batch_size, generator=None):
-                lo = self.forward(model, batch.graph.to(device))
-                if batch.mask is not None:
-                    lo = lo[batch.mask.to(device)]
-                logits.append(lo.float().cpu())
-                ys.append(self.target(batch).cpu())
-        return torch.cat(logits), torch.cat(ys)
-
-    def inference_setting(
-        self, split: str, views: int | None = None, parts: int | None = None
-    ) -> tuple[int, int]:
-        """(views, parts) for `split`: the given values, else `inference[split]`, else (1, 1)."""
-        dv, dp = self.inference.get(split, (1, 1))
-        v, p = int(dv if views is None else views), int(dp if parts is None else parts)
-        if v < 1 or p < 1:
-            raise ConfigError(f"{self.name}: views and parts must be >= 1; got {v}, {p}")
-        return v, p
-
-    # ---------------------------------------------------------------------------- objective
-    def target(self, batch: Batch) -> Tensor:
-        y = batch.graph.y
-        return y if batch.mask is None else y[batch.mask]
-
-    def loss(self, logits: Tensor, y: Tensor) -> Tensor:
-        """Cross-entropy (single label) or BCE-with-logits over labelled entries (multi-label;
-        NaN targets, as in OGB's multi-task molecule sets, are ignored)."""
-        if self.multilabel:
-            y = y.to(logits.dtype).reshape(logits.shape)
-            known = ~torch.isnan(y)
-            return F.binary_cross_entropy_with_logits(logits[known], y[known])
-        return F.cross_entropy(logits, y.reshape(-1).long())
-
-    def correct(self, logits: Tensor, y: Tensor) -> tuple[float, float]:
-        """(correct, count) for the training accuracy column of log.csv."""
-        if self.multilabel:
-            y = y.reshape(logits.shape)
-            known = ~torch.isnan(y.to(logits.dtype))
-            pred = (logits > 0).to(y.dtype)
-            return float((pred == y)[known].sum()), float(known.sum())
-        return float((logits.argmax(-1) == y.reshape(-1)).sum()), float(y.numel())
-
-    def score(self, logits: Tensor, y: Tensor) -> float:
-        """The task metric on all rows of a split (higher is better)."""
-        correct, count = self.correct(logits, y)
-        return correct / max(count, 1.0)
+    def evaluate(self, path: Path, ckpt: dict, **options: Any) -> dict:  # pragma: no cover
+        """`pointseg eval` of checkpoint `path` (already loaded as `ckpt`); returns metrics."""
+        raise NotImplementedError
 
 
-class NodeTask(Task):
-    """Node classification on one graph, full batch: every split is one step over the whole graph.
-
-    Inference (`predict`) runs the full graph, or, with ``views`` / ``parts`` (DeeperGCN's
-    multi-view inference on ogbn-proteins), averages the logits of ``views`` random partitions of
-    the nodes into ``parts`` parts, each part's induced subgraph run on its own (edges between parts
-    are dropped; averaging views gives every node several neighbourhoods). The partitions come from
-    a generator seeded with ``seed``: the result is deterministic for a seed.
-    """
-
-    level = "node"
-
-    def batches(self, data, split, *, batch_size, generator):
-        return [Batch(data.splits[split], data.masks[split])]
-
-    def predict(
-        self, model, data, split, *, batch_size, device="cpu", views=None, parts=None, seed=0
-    ):
-        v, p = self.inference_setting(split, views, parts)
-        if (v, p) == (1, 1):
-            return self._predict_batches(model, data, split, batch_size=batch_size, device=device)
-        graph, mask = data.splits[split], data.masks[split]
-        with torch.no_grad():
-            logits = multiview_logits(
-                lambda g: self.forward(model, g.to(device)).float().cpu(), graph, v, p, seed
-            )
-        return logits[mask], self.target(Batch(graph, mask)).cpu()
-
-
-def random_partitions(num_nodes: int, parts: int, views: int, seed: int) -> list[list[Tensor]]:
-    """`views` random partitions of range(num_nodes) into `parts` parts (sorted node ids), drawn in
-    order from one generator seeded with `seed`: view v is the v-th `torch.randperm`, chunked."""
-    gen = torch.Generator().manual_seed(int(seed))
-    return [
-        [c.sort().values for c in torch.randperm(num_nodes, generator=gen).chunk(parts)]
-        for _ in range(views)
-    ]
-
-
-def induced_subgraph(graph: Any, nodes: Tensor) -> Any:
-    """The subgraph of a PyG `Data` on `nodes` (sorted ids): x, y, edges inside, their edge_attr."""
-    from torch_geometric.data import Data
-    from torch_geometric.utils import subgraph
-
-    edge_attr = getattr(graph, "edge_attr", None)
-    ei, ea = subgraph(
-        nodes, graph.edge_index, edge_attr, relabel_nodes=True, num_nodes=graph.num_nodes
+def _flag(option: str) -> str:
+    """The `pointseg eval` flag of an option name."""
+    return {"save_predictions": "--no-predictions", "progress": "--no-progress"}.get(
+        option, "--" + option.replace("_", "-")
     )
-    sub = Data(x=graph.x[nodes], edge_index=ei, y=graph.y[nodes])
-    if ea is not None:
-        sub.edge_attr = ea
-    return sub
 
 
-def multiview_logits(forward, graph: Any, views: int, parts: int, seed: int) -> Tensor:
-    """Mean over `views` random node partitions (`random_partitions`) of the logits of every node,
-    each part's induced subgraph run through ``forward(subgraph) -> (n_part, C)``."""
-    total: Tensor | None = None
-    for partition in random_partitions(graph.num_nodes, parts, views, seed):
-        out: Tensor | None = None
-        for nodes in partition:
-            lo = forward(induced_subgraph(graph, nodes))  # (n_part, C)
-            if out is None:
-                out = lo.new_empty((graph.num_nodes, *lo.shape[1:]))
-            out[nodes] = lo
-        total = out if total is None else total + out
-    return total / views
-
-
-class GraphLevelTask(Task):
-    """Many small graphs in shuffled mini-batches (`batch_size` graphs per step)."""
-
-    level = "graph"
-
-    def batches(self, data, split, *, batch_size, generator):
-        from torch_geometric.data import Batch as PyGBatch
-
-        graphs = data.splits[split]
-        order = (
-            torch.randperm(len(graphs), generator=generator).tolist()
-            if generator is not None
-            else list(range(len(graphs)))
-        )
-        return [
-            Batch(PyGBatch.from_data_list([graphs[i] for i in order[s : s + batch_size]]))
-            for s in range(0, len(order), batch_size)
-        ]
+__all__ = ["COMMON_EVAL_OPTIONS", "OPTIONAL_SETTINGS", "StepResult", "Task"]

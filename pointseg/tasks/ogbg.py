@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from pointseg.errors import DataError
-from pointseg.models.graph import register_graph_model
+from pointseg.runtime import import_ogb
 from pointseg.tasks import register_task
-from pointseg.tasks.base import GraphData, GraphLevelTask, import_ogb
+from pointseg.tasks.graphs import GraphData, GraphLevelTask
 
 # OGB's molecule datasets (ogb/graphproppred/master.csv)
 MOL_DATASETS = (
@@ -153,7 +153,6 @@ class OGBMolTask(GraphLevelTask):
             "lr": 1e-3,
             "weight_decay": 0.0,
             "scheduler": "none",
-            "val_fraction": 0.0,
         }
         self._meta: dict | None = None
 
@@ -213,19 +212,6 @@ class OGBMolTask(GraphLevelTask):
         value = float(res[ev.eval_metric])
         return -value if self.regression else value
 
-
-register_graph_model(
-    "resgen_mol",
-    "res+ GENConv (softmax, learnable β), 4 layers, 64 ch, atom/bond encoders, mean pooling: "
-    "molecule default (DeeperGCN's molhiv model is resgen7_mol)",
-    task="graph",
-    channels=64,
-    num_layers=4,
-    dropout=0.2,
-    node_encoder="atom",
-    edge_encoder="bond",
-    num_classes=1,
-)
 
 for _short in MOL_DATASETS:
     register_task(OGBMolTask(_short))

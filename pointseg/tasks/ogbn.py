@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from pointseg.errors import DataError
+from pointseg.runtime import import_ogb
 from pointseg.tasks import register_task
-from pointseg.tasks.base import Batch, GraphData, NodeTask, import_ogb, induced_subgraph
+from pointseg.tasks.graphs import Batch, GraphData, NodeTask, induced_subgraph
 from pointseg.tasks.ogbg import _csv
 
 
@@ -152,7 +153,7 @@ class OGBNodeTask(NodeTask):
         return float(res[ev.eval_metric])
 
 
-_COMMON = {"optimizer": "adam", "scheduler": "none", "val_fraction": 0.0, "batch_size": 1}
+_COMMON = {"optimizer": "adam", "scheduler": "none", "batch_size": 1}
 register_task(
     OGBNodeTask(
         "ogbn-arxiv", "acc", False, 1,

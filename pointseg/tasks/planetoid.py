@@ -25,9 +25,8 @@ import numpy as np
 import torch
 
 from pointseg.errors import DataError
-from pointseg.models.graph import register_graph_model
 from pointseg.tasks import register_task
-from pointseg.tasks.base import GraphData, NodeTask
+from pointseg.tasks.graphs import GraphData, NodeTask
 
 NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
@@ -162,7 +161,6 @@ class PlanetoidTask(NodeTask):
             "lr": 0.01,
             "weight_decay": 1e-3,
             "scheduler": "none",
-            "val_fraction": 0.0,
         }
 
     def load(self, root: Path) -> GraphData:
@@ -187,17 +185,6 @@ class PlanetoidTask(NodeTask):
             masks={"train": data.train_mask, "val": data.val_mask, "test": data.test_mask},
         )
 
-
-register_graph_model(
-    "resgen_planetoid",
-    "res+ GENConv (softmax, learnable β, MsgNorm), 3 layers, 64 ch, LayerNorm: citation default",
-    channels=64,
-    num_layers=3,
-    norm="layer",
-    dropout=0.6,
-    input_dropout=0.6,
-    msg_norm=True,
-)
 
 for _name in NAMES:
     register_task(PlanetoidTask(_name))

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 
 from pointseg.errors import DataError
-from pointseg.models.graph import register_graph_model
 from pointseg.tasks import register_task
-from pointseg.tasks.base import GraphData, GraphLevelTask
+from pointseg.tasks.graphs import GraphData, GraphLevelTask
 
 SPLIT_FILES = {"train": "train", "val": "valid", "test": "test"}
 SUFFIXES = ("graph.json", "feats.npy", "graph_id.npy", "labels.npy")
@@ -123,7 +122,6 @@ class PPITask(GraphLevelTask):
         "optimizer": "adam",
         "lr": 5e-3,
         "scheduler": "none",
-        "val_fraction": 0.0,
     }
 
     def load(self, root: Path) -> GraphData:
@@ -141,17 +139,5 @@ class PPITask(GraphLevelTask):
     def score(self, logits, y) -> float:
         return micro_f1(logits, y)
 
-
-register_graph_model(
-    "resmrgcn_ppi_small",
-    "ResMRGCN, 7 layers, 64 ch, BatchNorm: PPI default that trains in minutes on 2 cores",
-    conv="mr",
-    block="res",
-    channels=64,
-    num_layers=7,
-    dropout=0.0,
-    in_channels=50,
-    num_classes=121,
-)
 
 register_task(PPITask())

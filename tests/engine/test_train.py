@@ -236,7 +236,9 @@ def test_resume_mid_epoch_is_exact_and_needs_the_rng_state(blocks, straight, tmp
     # Control: the same resume without restoring the RNG state diverges (stochastic dilation,
     # dropout), so the equality above is a real test of the RNG bookkeeping.
     T.train(tiny_cfg(blocks, tmp_path / "c", max_steps=4))
-    monkeypatch.setattr(T, "set_rng_state", lambda s: torch.manual_seed(12345))
+    from pointseg.engine import trainer
+
+    monkeypatch.setattr(trainer, "set_rng_state", lambda s: torch.manual_seed(12345))
     broken = T.train(tiny_cfg(blocks, tmp_path / "c"), resume=True)
     c = state(broken)
     assert any(not torch.equal(a["model"][k], c["model"][k]) for k in a["model"])

@@ -11,13 +11,12 @@ from pointseg.errors import ConfigError
 from pointseg.models.graph import (
     GRAPH_BLOCKS,
     GRAPH_CONVS,
-    GRAPH_MODEL_REGISTRY,
     GRAPH_POOLINGS,
     GraphDeepGCN,
     GraphModelConfig,
-    get_graph_config,
 )
-from pointseg.tasks.base import import_ogb
+from pointseg.models.registry import get_graph_config, list_models
+from pointseg.runtime import import_ogb
 
 
 def _graph(n=15, e=40, f=6, seed=0):
@@ -76,7 +75,7 @@ def test_graph_level_pooling_is_per_graph(pooling):
 
 
 def test_presets_build_and_bad_config_errors():
-    for name in GRAPH_MODEL_REGISTRY:
+    for name in list_models(kind="graph"):
         cfg = get_graph_config(name)
         if cfg.node_encoder == "atom":
             try:

@@ -17,8 +17,8 @@ from pointseg.models.graph import (
     GraphDeepGCN,
     GraphModelConfig,
     count_parameters,
-    get_graph_config,
 )
+from pointseg.models.registry import get_graph_config
 from pointseg.nn.reversible import RevGCN
 
 
@@ -148,7 +148,7 @@ def test_group_functions_are_independent_and_weight_tying_fixes_the_parameter_co
 
 
 def test_bond_encoder_inside_each_group_function_gets_gradients():
-    from pointseg.tasks.base import import_ogb
+    from pointseg.runtime import import_ogb
 
     try:
         import_ogb()

@@ -11,7 +11,7 @@ import torch
 
 from pointseg.cli import main
 from pointseg.errors import DataError
-from pointseg.tasks.base import import_ogb
+from pointseg.runtime import import_ogb
 from pointseg.tasks.ogbg import read_ogbg
 
 try:  # without ogb's PyPI version check (see pointseg.tasks.base.import_ogb)

@@ -1,0 +1,214 @@
+"""Exact kNN from bf16 distance products: bf16 candidates, an fp32 re-rank, a per-row proof.
+
+The Gram product ``x_i·x_j`` of the kNN (:mod:`pointseg.graph.knn`) runs ~2.3× faster in pure
+bf16 on CPUs with AVX512-BF16 / AMX (and on GPUs), but bf16 keeps 8 significant bits and
+reorders near neighbours. This path keeps the result exact:
+
+1. approximate scores ``s̃_j = ‖x_j‖² − 2·bf16(x_i)·bf16(x_j)`` from one bf16 GEMM;
+2. candidates ``S = {j : s̃_j ≤ T}``, ``T`` = a sampled estimate of the ``k·d``-th smallest
+   ``s̃`` (sample rank ``m·μ + 3√μ``, μ its expected rank; ``m`` = ``CANDIDATE_MARGIN``) plus
+   ``2·e_i`` (the band in which bf16 can reorder);
+3. exact fp32 scores ``ŝ_j = ‖x_j‖² − 2·x_i·x_j`` for ``j ∈ S`` only, sorted by (ŝ, column);
+4. a per-row proof: with ``e_i ≥ |s̃_j − ŝ_j|`` for every ``j`` and ``m̃`` the smallest ``s̃``
+   outside ``S``, every non-candidate has ``ŝ_j ≥ m̃ − e_i``. If ``m̃ − e_i > v`` (the
+   ``k·d``-th smallest ``ŝ`` in ``S``; strict, so no outside point can tie with it), the sorted
+   ``S`` is exactly the first ``k·d`` of the (ŝ, column) order over all ``N`` points;
+5. rows where the proof fails (or ``|S| > N/2``) are computed in fp32 over the whole row.
+
+The bound. Rounding to bf16 (round to nearest, unit roundoff ``u = 2⁻⁸``) gives
+``x̃ = x(1 + δ)``, ``|δ| ≤ u``; the GEMM multiplies exactly and accumulates in fp32 (``γ_C =
+C·u₃₂/(1 − C·u₃₂)``), then rounds its output to bf16. By Cauchy–Schwarz
+``|bf16 dot − x_i·x_j| ≤ (3u + 3u² + u³ + γ_C(1+u)³)·‖x_i‖‖x_j‖`` and the fp32 re-rank dot is
+within ``γ_C·‖x_i‖‖x_j‖``. The squared norms are the same fp32 numbers in both scores, so
+``|s̃_j − ŝ_j| ≤ 2(3.05u + 2γ_C)‖x_i‖·max‖x‖ + 2u₃₂(max‖x‖² + 2.1‖x_i‖·max‖x‖)`` (the last
+term: the final fp32 subtraction of each score), which is ``e_i`` below (times 1.01, plus a
+flush-to-zero term). It is a worst case: typical bf16 errors are ~10× smaller, which is why the
+candidate set stays small. Features are centred first (as on the fp32 path), which makes
+``max‖x‖`` — and so the band — as small as it can be.
+
+On CPU the steps 2–5 run in the compiled kernel ``pointseg._native._select.select_rerank``
+(``select_rerank.h``); :func:`bf16_knn_torch` is the same algorithm in torch ops for any device
+(CUDA, or CPUs without the kernel), also used to test the kernel.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "native_bf16_cpu",
+    "score_error_bound",
+    "bf16_knn_torch",
+    "CANDIDATE_MARGIN",
+    "U_BF16",
+]
+
+U_BF16 = 2.0**-8  # unit roundoff of bfloat16 (8 significant bits, round to nearest)
+U_FP32 = 2.0**-24
+# m: the sampled threshold aims at rank m·μ + 3√μ of the k·d-th smallest approximate score
+# (measured in benchmarks/knn.py --margins: see docs/knn.md for the table that chose it).
+CANDIDATE_MARGIN = 1.0
+# torch path: candidates per row = ceil(TORCH_MARGIN · k·d) + 16 (topk needs a fixed count)
+TORCH_MARGIN = 1.5
+
+
+@functools.lru_cache(maxsize=1)
+def native_bf16_cpu() -> bool:
+    """True when this CPU does bf16 matrix products in hardware (AVX512-BF16 or AMX-BF16).
+
+    Read from ``/proc/cpuinfo`` (Linux); elsewhere from torch's CPU capability (AVX512 builds
+    use oneDNN's bf16 kernels only with the native instructions). Emulated bf16 is slower than
+    fp32, so the bf16 path is never auto-selected without these flags.
+    """
+    if sys.platform.startswith("linux") and os.path.exists("/proc/cpuinfo"):
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+                for line in f:
+                    if line.startswith("flags"):
+                        flags = set(line.split(":", 1)[1].split())
+                        return bool(flags & {"avx512_bf16", "amx_bf16"})
+        except OSError:
+            pass
+        return False
+    return False
+
+
+def score_error_bound(xc: Tensor, sq: Tensor) -> tuple[Tensor, float]:
+    """Bound ``|s̃_ij − ŝ_ij| ≤ ea_i + eb·|d̃_ij|`` for every j: (ea (B, N) float64, eb).
+
+    xc (B, N, C) centred float32 features; sq (B, N) their fp32 squared norms; d̃_ij the bf16
+    dot product (see the module doc for the derivation).
+    """
+    c = xc.shape[-1]
+    g = c * U_FP32 / (1 - c * U_FP32)  # γ_C
+    xd = xc.double()
+    n = xd.pow(2).sum(-1).sqrt()  # (B, N) ‖x_i‖
+    rho = (xc.to(torch.bfloat16).float() - xc).double().pow(2).sum(-1).sqrt()  # ‖bf16(x) − x‖
+    mn = n.amax(dim=1, keepdim=True)  # (B, 1)
+    mr = rho.amax(dim=1, keepdim=True)
+    sqmax = sq.double().amax(dim=1, keepdim=True)
+    dot = rho * mn + n * mr + rho * mr + g * (n + rho) * (mn + mr) + g * n * mn
+    ea = 2.0 * dot + 4.2 * U_FP32 * (sqmax + 2.1 * n * mn)
+    ea = ea * 1.01 + 4.0 * c * 2.0**-126 * (mn + 1.0)  # + flush-to-zero of tiny products
+    eb = 1.01 * 2.0 * U_BF16 / (1.0 - U_BF16)
+    return ea, eb
+
+
+def bf16_graph_cpu(xc, sq, ranks: np.ndarray, out: np.ndarray, rows: int, workers: int,
+                   margin: float = CANDIDATE_MARGIN) -> dict:  # fmt: skip
+    """CPU: bf16 GEMM per block of ``rows`` query rows, then the compiled re-rank kernel.
+
+    xc (B, N, C) centred float32, sq (B, 1, N) float32, ranks (k,) int64 numpy, out (B, N, k)
+    int64 numpy (written). Returns {"fallback": rows re-done in fp32, "candidates": mean |S|}.
+    """
+    from pointseg._native import _select  # the caller checked it has select_rerank
+    from pointseg.graph.knn import _get_pool, _row_splits
+
+    B, N, C = xc.shape
+    xb = xc.to(torch.bfloat16)  # (B, N, C)
+    xbt = xb.transpose(1, 2).contiguous()  # (B, C, N)
+    sq2 = sq.reshape(B, N).contiguous()
+    ea, eb = score_error_bound(xc, sq2)
+    ea = ea.numpy()  # (B, N) float64
+    x_np, sq_np = xc.contiguous().numpy(), sq2.numpy()
+    stats = [0, 0, 0]
+
+    def task(b: int, r0: int, r1: int) -> tuple[int, int, int]:
+        buf = torch.empty(min(rows, r1 - r0), N, dtype=torch.bfloat16)
+        fb = cand = retry = 0
+        for a in range(r0, r1, rows):
+            e = min(r1, a + rows)
+            d = buf[: e - a]  # (m, N) bf16 dot products
+            torch.mm(xb[b, a:e], xbt[b], out=d)
+            f, c, r = _select.select_rerank(d.view(torch.int16).numpy(), x_np[b], sq_np[b], ea[b],
+                                            eb, a, ranks, out[b, a:e], float(margin))  # fmt: skip
+            fb += f
+            cand += c
+            retry += r
+        return fb, cand, retry
+
+    tasks = [(b, r0, r1) for b in range(B) for r0, r1 in _row_splits(N, -(-workers // B))]
+    if workers <= 1 or len(tasks) <= 1:
+        results = [task(*t) for t in tasks]
+    else:
+        pool = _get_pool(workers)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the workers are the parallelism
+        try:
+            results = [f.result() for f in [pool.submit(task, *t) for t in tasks]]
+        finally:
+            torch.set_num_threads(threads)
+    for f, c, r in results:
+        stats[0] += f
+        stats[1] += c
+        stats[2] += r
+    accepted = B * N - stats[0]
+    return {"fallback": stats[0], "candidates": stats[1] / max(1, accepted), "retries": stats[2]}
+
+
+def bf16_knn_torch(xc: Tensor, sq: Tensor, kmax: int, *, chunk_size: int | None = None,
+                   margin: float = TORCH_MARGIN, compute_dtype: torch.dtype = torch.bfloat16,
+                   stats: dict | None = None) -> Tensor:  # fmt: skip
+    """The same exact path in torch ops (any device; meta tensors give shapes only).
+
+    xc (B, N, C) centred float32, sq (B, 1, N) its squared norms → (B, N, kmax) int64, nearest
+    first by the exact fp32 score ``ŝ``, ties by the lower index, self first. Candidates: the
+    ``M = ceil(margin·kmax) + 16`` smallest approximate scores; the (M+1)-th is the smallest
+    non-candidate ``m̃`` of the proof. Rows without a proof are recomputed in fp32.
+    """
+    B, N, C = xc.shape
+    dev = xc.device
+    meta = dev.type == "meta"
+    M = min(N, math.ceil(margin * kmax) + 16)
+    sq2 = sq.reshape(B, N)
+    ea, eb = score_error_bound(xc, sq2)  # (B, N) float64, float
+    ea_f = (ea * (1 + 2.0**-20)).float()  # rounded to float32 upwards
+    xb = xc.to(compute_dtype)
+    xbt = xb.transpose(1, 2)
+    if chunk_size is None:  # the (B, chunk, M, C) gather ~64 MB
+        chunk_size = max(1, min(N, (64 << 20) // max(1, 4 * B * (M + 1) * max(C, 16))))
+    out = torch.empty(B, N, kmax, dtype=torch.long, device=dev)
+    bidx = torch.arange(B, device=dev).view(B, 1, 1)
+    for s in range(0, N, chunk_size):
+        e = min(N, s + chunk_size)
+        m = e - s
+        rows = torch.arange(s, e, device=dev)  # (m,)
+        d = torch.bmm(xb[:, s:e], xbt).float()  # (B, m, N) the low-precision dot products
+        # lower bounds lb_j = s̃_j − e_j ≤ ŝ_j; self −inf
+        lb = (sq2.unsqueeze(1) - 2.0 * d) - (ea_f[:, s:e, None] + eb * d.abs())
+        lb.diagonal(offset=s, dim1=1, dim2=2).fill_(float("-inf"))
+        if M < N:
+            vals, cand = lb.topk(M + 1, dim=-1, largest=False, sorted=True)  # (B, m, M+1)
+            mn, cand = vals[..., M], cand[..., :M]
+        else:
+            cand = torch.arange(N, device=dev).expand(B, m, N)
+            mn = torch.full((B, m), float("inf"), device=dev)
+        cand = cand.sort(dim=-1).values  # column order: the stable sort below breaks ties by it
+        xj = xc[bidx, cand]  # (B, m, M, C)
+        dot = (xj @ xc[:, s:e].unsqueeze(-1)).squeeze(-1)  # (B, m, M) fp32
+        exact = sq2[bidx, cand] - 2.0 * dot
+        exact = exact.masked_fill(cand == rows.view(1, m, 1), float("-inf"))  # self first
+        sv, order = exact.sort(dim=-1, stable=True)  # (B, m, M)
+        idx = cand.gather(-1, order[..., :kmax])  # (B, m, kmax)
+        # every non-candidate has ŝ ≥ lb ≥ mn: strictly above the kmax-th exact score → exact
+        ok = mn > sv[..., kmax - 1]  # (B, m)
+        out[:, s:e] = idx
+        if meta:
+            continue
+        bad = (~ok).nonzero()  # (F, 2): (batch, row in chunk)
+        if stats is not None:
+            stats["fallback"] = stats.get("fallback", 0) + int(bad.shape[0])
+        if bad.numel():
+            bb, rr = bad[:, 0], bad[:, 1] + s
+            full = sq2[bb] - 2.0 * torch.einsum("fc,fnc->fn", xc[bb, rr], xc[bb])  # (F, N)
+            full[torch.arange(len(rr), device=dev), rr] = float("-inf")
+            # stable (value, index) order: sort is stable on the ascending index layout
+            out[bb, rr] = full.sort(dim=-1, stable=True).indices[:, :kmax]
+    return out
