@@ -4,7 +4,8 @@ Three kinds of name carry an area number:
 
 - an area folder of the raw data or of the room cache: ``Area_5`` (:data:`AREA_DIR_RE`);
 - a room name in block files (``room_filelist.txt``): ``Area_5_office_1`` (:data:`ROOM_NAME_RE`);
-- an area as a user gives it: ``5``, ``"5"``, ``"Area_5"``, ``"area_5"`` (:func:`area_number`).
+- an area as a user gives it: ``5``, ``"5"``, ``"Area_5"``, ``"area_5"`` (:func:`area_number`);
+- any name or path that mentions one, leniently (:func:`area_in`).
 
 Names sort naturally (``Area_2`` before ``Area_10``, ``office_2`` before ``office_10``) with
 :func:`natural_key`.
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 
 AREA_DIR_RE = re.compile(r"^Area_(\d+)$")
 ROOM_NAME_RE = re.compile(r"^Area_(\d+)_")
+_AREA_IN_RE = re.compile(r"Area_(\d+)")
 _AREA_ARG_RE = re.compile(r"(?i:area_?)?(\d+)")
 
 
@@ -58,6 +60,13 @@ def area_of_room(name: str) -> int:
     if not m:
         raise ValueError(f"room name {name!r} does not start with 'Area_<N>_'")
     return int(m.group(1))
+
+
+def area_in(name: str) -> int | None:
+    """The area a name mentions anywhere (``Area_5_office_1``, ``Area_5``, a path holding one)
+    → 5; None when it names no area (the lenient form of :func:`area_of_room`)."""
+    m = _AREA_IN_RE.search(str(name))
+    return int(m.group(1)) if m else None
 
 
 def natural_key(name: str) -> tuple:

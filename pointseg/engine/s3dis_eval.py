@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pointseg.data.areas import area_number as _area_number
+from pointseg.data.areas import normalize_area as _area_name
 from pointseg.engine.checkpoints import (
     checkpoint_meta,
     checkpoint_task,
@@ -145,15 +147,6 @@ def predict_room(
         num_blocks=res.num_blocks,
         num_unscored=res.num_unscored,
     )
-
-
-def _area_name(area: int | str) -> str:
-    s = str(area)
-    return s if s.startswith("Area_") else f"Area_{int(s)}"
-
-
-def _area_number(area: int | str) -> int:
-    return int(str(area).replace("Area_", ""))
 
 
 def evaluate_rooms(

@@ -140,6 +140,6 @@ def read_blocks_manifest(folder: str | Path) -> dict | None:
         return None
     try:
         manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON
         return None
     return manifest if isinstance(manifest, dict) else None

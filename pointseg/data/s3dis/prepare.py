@@ -7,7 +7,6 @@ unchanged are skipped; a room that fails is recorded with its reason while the o
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import multiprocessing
 import os
@@ -24,6 +23,7 @@ from pointseg.data.s3dis.issues import Issue
 from pointseg.data.s3dis.room import parse_room
 from pointseg.errors import DataError
 from pointseg.io import atomic_write_text, remove_stale_temps
+from pointseg.runtime.hashing import file_sha256
 
 # Seconds between index.json rewrites while rooms complete (and always at the end / on Ctrl-C).
 INDEX_WRITE_INTERVAL = 1.0
@@ -109,14 +109,6 @@ def _source_fingerprint(room_dir: Path) -> dict[str, int]:
     return {"files": count, "bytes": size, "mtime_ns": mtime}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _verify(entry: dict[str, Any], out: Path, source: dict[str, int]) -> bool:
     """A cached room is done if its npz has the recorded size and checksum and the raw room is unchanged."""
     path = out / entry.get("file", "")
@@ -125,7 +117,7 @@ def _verify(entry: dict[str, Any], out: Path, source: dict[str, int]) -> bool:
             return False
     except OSError:
         return False
-    return entry.get("source") == source and _sha256(path) == entry.get("sha256")
+    return entry.get("source") == source and file_sha256(path) == entry.get("sha256")
 
 
 def _prepare_room(task: RoomTask) -> dict[str, Any]:
@@ -147,7 +139,7 @@ def _prepare_room(task: RoomTask) -> dict[str, Any]:
             "instances": len(data.objects),
             "objects": data.objects,
             "bytes": path.stat().st_size,
-            "sha256": _sha256(path),
+            "sha256": file_sha256(path),
             "source": source,
             "issues": [i.to_dict() for i in issues],
         }
