@@ -52,6 +52,7 @@ from pointseg.errors import ConfigError, DataError
 from pointseg.io import atomic_write
 from pointseg.metrics import ConfusionMatrix
 from pointseg.runtime import file_sha256, peak_rss_mb, resolve_device
+from pointseg.runtime.progress import progress_bar as _tqdm
 
 # CLI value -> the name used in every report and file.
 PROTOCOLS = {"block": "block-sampled", "room": "whole-room"}
@@ -63,12 +64,6 @@ PROTOCOL_DESCRIPTIONS = {
 }
 
 Print = Callable[[str], None]
-
-
-def _tqdm(iterable: Any = None, **kw: Any) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, **kw)
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:

@@ -9,7 +9,6 @@ whole-room protocols of `pointseg.engine.s3dis_eval`.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +16,10 @@ import numpy as np
 import torch
 
 from pointseg.data.areas import area_in
+from pointseg.data.augment import rotate_z
 from pointseg.errors import ConfigError, DataError, PointsegError
 from pointseg.tasks import register_task
 from pointseg.tasks.pointcloud import DataBundle, PointCloudTask, seeded_pick
-
-
-def rotate_z(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random rotation about z of the block-centred xy channels (0:2) of a batch (B, N, C), one
-    angle per block; the room-normalised channels 6:9 keep their meaning as absolute positions."""
-    theta = torch.rand(x.shape[0], generator=generator) * (2 * math.pi)  # (B,)
-    c, s = torch.cos(theta)[:, None], torch.sin(theta)[:, None]
-    x0, x1 = x[..., 0].clone(), x[..., 1].clone()
-    x[..., 0], x[..., 1] = c * x0 - s * x1, s * x0 + c * x1
-    return x
 
 
 class S3DISTask(PointCloudTask):
@@ -190,7 +180,7 @@ class S3DISTask(PointCloudTask):
 
     def prepare(self, x, y, cfg, generator=None, train=True):
         """A random subset of `num_points` points per block; with `augment`, a random rotation
-        about z (training only)."""
+        about z of the block-centred x, y (`pointseg.data.augment.rotate_z`, training only)."""
         x, y = x.float(), y.long()
         n = x.shape[1]
         if cfg.num_points is not None and cfg.num_points < n:
