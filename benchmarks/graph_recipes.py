@@ -63,8 +63,8 @@ def rows_for(args) -> list[dict]:
             rows.append(dict(row=f"{task}", group="planetoid", task=task, data=planetoid,
                              sets={}, seeds=args.seeds))  # fmt: skip
     if "mol" in args.only:
-        for task in MOLS:
-            for model in ("resgen7_mol", "gcn5_ogb"):
+        for task in args.mols:
+            for model in args.mol_models:
                 sets = {"model": model, "epochs": args.mol_epochs}
                 if args.quick_mol:
                     sets = {"model": "resgen_mol" if model == "resgen7_mol" else model,
@@ -178,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mol-epochs", type=int, default=300, help="default: DeeperGCN's 300")
     p.add_argument("--quick-mol", action="store_true",
                    help="molecules with the --quick models (resgen_mol, GCN at 64 ch)")  # fmt: skip
+    p.add_argument("--mols", nargs="+", choices=MOLS, default=list(MOLS))
+    p.add_argument("--mol-models", nargs="+", choices=["resgen7_mol", "gcn5_ogb"],
+                   default=["resgen7_mol", "gcn5_ogb"])  # fmt: skip
     p.add_argument("--depth-seeds", type=int, default=5)
     p.add_argument("--depth-epochs", type=int, default=100)
     p.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS))
@@ -194,11 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
+    from pointseg.runtime.signals import TrainingInterrupted
+
     for row in rows_for(args):
         print(
             f"== {row['row']}: {row['task']} {row['sets']} × {row['seeds']} seeds", file=sys.stderr
         )
-        results.append(run_row(row, args.out, args.threads))
+        try:
+            results.append(run_row(row, args.out, args.threads))
+        except TrainingInterrupted as exc:
+            print(f"interrupted: {exc}; run the same command again to resume", file=sys.stderr)
+            return exc.exit_code
         print(table(results[-1:]), file=sys.stderr)
     text = table(results)
     tag = "_".join(args.only) + (

@@ -125,6 +125,12 @@ def _run_config(run_dir: Path) -> dict:
     return TrainConfig.from_dict(load_run_config(run_dir), str(run_dir / "config.yaml")).to_dict()
 
 
+def _normalised(cfg: dict, source: Path) -> dict:
+    from pointseg.engine.config import TrainConfig
+
+    return recipe(TrainConfig.from_dict(dict(cfg), str(source)).to_dict())
+
+
 def _checkpoint_config(path: Path) -> dict:
     from pointseg.checkpoint import load_checkpoint
 
@@ -150,8 +156,8 @@ def check_compatible(parent: Path, cfg_dict: dict | None = None) -> dict:
     source = "this command" if cfg_dict is not None else None
     manifest = _read_manifest(parent)
     items: list[tuple[str, dict]] = []
-    if manifest.get("recipe"):
-        items.append((str(parent / MANIFEST), manifest["recipe"]))
+    if manifest.get("recipe"):  # normalised like the runs' configs (defaults of newer keys)
+        items.append((str(parent / MANIFEST), _normalised(manifest["recipe"], parent / MANIFEST)))
     for d in _seed_dirs(parent):
         if (d / "config.yaml").is_file():
             items.append((str(d), recipe(_run_config(d))))

@@ -129,6 +129,18 @@ register_graph_model(
 )
 
 register_graph_model(
+    "resgcn_planetoid",
+    "res+ blocks around PyG's GCNConv (symmetric normalisation, self loops), 3 layers, 64 ch, "
+    "LayerNorm, dropout 0.6: the CiteSeer recipe (chosen on validation, docs/graphs.md)",
+    conv="gcn",
+    channels=64,
+    num_layers=3,
+    norm="layer",
+    dropout=0.6,
+    input_dropout=0.6,
+)
+
+register_graph_model(
     "resgen_mol",
     "res+ GENConv (softmax, learnable β), 4 layers, 64 ch, atom/bond encoders, mean pooling: "
     "molecule default (DeeperGCN's molhiv model is resgen7_mol)",
