@@ -131,7 +131,7 @@ register_graph_model(
 register_graph_model(
     "resgcn_planetoid",
     "res+ blocks around PyG's GCNConv (symmetric normalisation, self loops), 3 layers, 64 ch, "
-    "LayerNorm, dropout 0.6: the CiteSeer recipe (chosen on validation, docs/graphs.md)",
+    "LayerNorm, dropout 0.6: the Cora and CiteSeer recipe (chosen on validation, docs/graphs.md)",
     conv="gcn",
     channels=64,
     num_layers=3,
