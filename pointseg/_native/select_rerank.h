@@ -2,24 +2,22 @@
  *
  * Input per row i (global point `self`): the bf16 dot products d_j ~ <x_i, x_j> of the centred
  * features (one bf16 GEMM row), the float32 features x (N, C), squared norms sq_j = ||x_j||^2 and
- * an error bound e >= |s~_j - s^_j| for every j, where
+ * a bound |s~_j - s^_j| <= e_j = ea + eb |d_j| for every j, where
  *     s~_j = sq_j - 2 d_j                  (approximate score, from the bf16 GEMM), and
  *     s^_j = sq_j - 2 dot32(x_i, x_j)      (the exact fp32 score this path ranks by).
- * The caller derives e from ||x_i||, max_j ||x_j|| and the unit roundoffs (pointseg.graph.bf16).
+ * The caller derives ea, eb (pointseg.graph.bf16.score_error_bound; docs/knn.md).
  *
- *  1. lower bounds lb_j = s~_j - e <= s^_j for the whole row (self = -inf);
- *  2. t = a sampled upper estimate of the kmax-th smallest lb (sample rank m*mu + 2 sigma; a
- *     second try at + 5 sigma) + 2e, S = {j : lb_j <= t} (the AVX2 collect);
- *  3. t* = the kmax-th smallest lb in S (quickselect) + 2e, S* = {j in S : lb_j <= min(t, t*)}:
- *     the kmax smallest lb and the band in which bf16 rounding can reorder them;
- *  4. s^_j for j in S* (fp32 dots, four candidates at a time, a fixed summation order), then only
+ *  1. t = an upper estimate (sample_upper) of the m*mu + 2 sigma-th smallest of 256 strided
+ *     upper bounds ub_j = s~_j + e_j: the kmax-th smallest ub is >= the kmax-th smallest s^;
+ *  2. S = {j : lb_j = s~_j - e_j <= t} (AVX-512: 16 bf16 at a time, register compress), self out;
+ *  3. s^_j for j in S (fp32 dots, four candidates at a time, a fixed summation order), then only
  *     the wanted ranks of the stable (s^_j, j) order (bucket_select: a dilated graph wants k of
- *     the k*d) and v = the kmax-th smallest s^ in S*;
- *  5. proof: every j outside S* has lb_j > min(t, t*), and s^_j >= lb_j. If v <= min(t, t*), no
- *     point outside S* is among the kmax nearest by s^ or ties with the kmax-th, so the ranks
- *     read from S* are those of the full (s^, column) order: ties by column, self first (-inf);
- *  6. otherwise (after the second sample try, or |S| > N/2, or N too small for the sample) the
- *     row falls back to the exact fp32 row s^_j for every j and select_row: every row is exact.
+ *     the k*d) and v = the kmax-th smallest s^ in S;
+ *  4. proof: every j outside S has s^_j >= lb_j > t. If v <= t, no point outside S is among the
+ *     kmax nearest by s^ or ties with the kmax-th, so the ranks read from S are those of the full
+ *     (s^, column) order: ties by column, self first;
+ *  5. otherwise one retry at + 5 sigma; then (or |S| > N/2, or N too small for the sample) the row
+ *     falls back to the exact fp32 row s^_j for every j and select_row: every row is exact.
  */
 #ifndef POINTSEG_SELECT_RERANK_H
 #define POINTSEG_SELECT_RERANK_H
@@ -66,6 +64,9 @@ AVX512_TARGET static void scores_avx512(const float *xi, const float *x, const f
     __mmask16 tail = (__mmask16)((1u << rem) - 1u);
     int q = 0;
     for (; q + 4 <= m; q += 4) {
+        if (q + 12 <= m) /* rows of the candidates two steps ahead: random rows, from L2 */
+            for (int p = 8; p < 12; p++)
+                for (int o = 0; o < c; o += 16) _mm_prefetch((const char *)(x + (size_t)col[q + p] * c + o), _MM_HINT_T0);
         const float *a0 = x + (size_t)col[q] * c, *a1 = x + (size_t)col[q + 1] * c;
         const float *a2 = x + (size_t)col[q + 2] * c, *a3 = x + (size_t)col[q + 3] * c;
         __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
@@ -177,6 +178,41 @@ static void exact_scores(const float *xi, const float *x, const float *sq, const
     }
 #endif
     scores_scalar(xi, x, sq, col, m, c, v);
+}
+
+/* An upper estimate of the r-th smallest (0-based) of the SAMPLE finite-or--inf values v: one
+ * 64-bucket histogram (linear in value, so bucket order is value order), t = the largest sample
+ * in the bucket holding rank r. Always >= the r-th smallest; +inf if fewer than r + 1 finite. */
+static float sample_upper(const float *v, int r) {
+    float lo = INFINITY, hi = -INFINITY;
+    int below = 0;
+    for (int i = 0; i < SAMPLE; i++) {
+        float x = v[i];
+        below += x == -INFINITY;
+        if (x != -INFINITY) {
+            lo = x < lo ? x : lo;
+            hi = x > hi ? x : hi;
+        }
+    }
+    r -= below;
+    if (r < 0) return -INFINITY;
+    if (r >= SAMPLE - below || !(hi < INFINITY)) return INFINITY;
+    float scale = hi > lo ? (SAMPLE_BUCKETS - 1) / (hi - lo) : 0.0f;
+    if (!(scale < INFINITY)) scale = 0.0f;
+    int count[SAMPLE_BUCKETS] = {0};
+    unsigned char bk[SAMPLE];
+    for (int i = 0; i < SAMPLE; i++) {
+        float x = v[i];
+        float f = x == -INFINITY ? -1.0f : (x - lo) * scale;
+        int b = f < 0.0f ? 0 : (f < (float)(SAMPLE_BUCKETS - 1) ? (int)f : SAMPLE_BUCKETS - 1);
+        bk[i] = (unsigned char)(x == -INFINITY ? 255 : b);
+        count[b] += x != -INFINITY;
+    }
+    int b = 0, cum = 0;
+    while (cum + count[b] <= r) cum += count[b++];
+    float t = -INFINITY;
+    for (int i = 0; i < SAMPLE; i++) t = bk[i] == b && v[i] > t ? v[i] : t;
+    return t;
 }
 
 static int collect_lb(const uint16_t *d, const float *sq, int n, float a, float b, float t,
@@ -310,7 +346,7 @@ static void rerank_row(const uint16_t *d, const float *x, const float *sq, int n
         double sig = attempt == 0 ? 2.0 : 5.0;
         int r = (int)(mfac * mu + sig * sqrt(mu) + 2.0);
         if (r >= SAMPLE) goto fallback;
-        float t = sample_threshold(smp, SAMPLE, r); /* sample_threshold copies smp */
+        float t = sample_upper(smp, r);
         if (!(t < INFINITY)) goto fallback;
         int cnt = collect_lb(d, sq, n, a, b, t, w->col);
         if (cnt > n / 2) goto fallback;
