@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -59,7 +60,8 @@ def main() -> None:
     rows = []
     total_points = total_blocks = 0
     t_all = time.perf_counter()
-    for r in list_rooms(args.cache, f"Area_{args.area}"):
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    for r in list_rooms(args.cache, [args.area]):
         room = load_room(Path(args.cache) / r["file"])
         t = time.perf_counter()
         res = predict_room(
@@ -71,23 +73,32 @@ def main() -> None:
         dt = time.perf_counter() - t
         n = len(room["xyz"])
         oa = float((res.pred == room["label"]).mean())
-        rows.append({"room": r["room"], "points": n, "blocks": res.num_blocks, "seconds": dt, "oa": oa})
+        rows.append(
+            {"room": r["room"], "points": n, "blocks": res.num_blocks, "seconds": dt, "oa": oa}
+        )
         total_points += n
         total_blocks += res.num_blocks
     wall = time.perf_counter() - t_all
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    user, system = ru1.ru_utime - ru0.ru_utime, ru1.ru_stime - ru0.ru_stime
+    faults = ru1.ru_minflt - ru0.ru_minflt
     network = sum(spent.values())
     spent["outside the network (blocks, voting, back-projection, loading)"] = wall - network
 
     print(f"{'room':<20} {'points':>9} {'blocks':>7} {'seconds':>8} {'OA %':>6}")
     for r in rows:
-        print(f"{r['room']:<20} {r['points']:>9,} {r['blocks']:>7} {r['seconds']:>8.1f} {100 * r['oa']:>6.2f}")
+        print(
+            f"{r['room']:<20} {r['points']:>9,} {r['blocks']:>7} {r['seconds']:>8.1f} {100 * r['oa']:>6.2f}"
+        )
     print(f"\nwhole-room evaluation: {wall:.1f} s for {total_points:,} points, {total_blocks} blocks "
           f"({total_points / wall:,.0f} points/s, {wall / max(total_blocks, 1):.2f} s per block), "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
+          f"{torch.get_num_threads()} threads; CPU {user:.1f} s user + {system:.1f} s system "
+          f"({(user + system) / wall:.2f} cores busy on average), {faults:,} minor page faults")  # fmt: skip
     print(f"{'part':<66} {'seconds':>8} {'share':>6}")
     for name, s in sorted(spent.items(), key=lambda kv: -kv[1]):
         print(f"{name:<66} {s:>8.1f} {100 * s / wall:>5.1f}%")
-    print(json.dumps({"wall_s": round(wall, 2), "points": total_points, "blocks": total_blocks,
+    print(json.dumps({"wall_s": round(wall, 2), "user_s": round(user, 2), "system_s": round(system, 2),
+                      "minor_faults": faults, "points": total_points, "blocks": total_blocks,
                       "threads": torch.get_num_threads(), "stride": args.stride,
                       "parts_s": {k: round(v, 2) for k, v in spent.items()}, "rooms": rows}))  # fmt: skip
 

@@ -125,7 +125,10 @@ def _load_error(exc: Exception) -> str:
 
 def _looks_original(obj: Any) -> bool:
     state = obj.get("state_dict") if isinstance(obj, dict) else None
-    return isinstance(state, dict) and any(str(k).startswith("head.gconv.") for k in state)
+    if isinstance(state, dict) and any(str(k).startswith("head.gconv.") for k in state):
+        return True
+    # a published DGCNN model: a bare state dict (DataParallel's "module." prefix or none)
+    return isinstance(obj, dict) and ("conv1.0.weight" in obj or "module.conv1.0.weight" in obj)
 
 
 def validate_checkpoint(ckpt: Any, source: str = "checkpoint") -> dict[str, Any]:
@@ -136,7 +139,8 @@ def validate_checkpoint(ckpt: Any, source: str = "checkpoint") -> dict[str, Any]
         )
     if _looks_original(ckpt):
         raise ConfigError(
-            f"{source}: this is an original deep_gcns_torch checkpoint; convert it first with "
+            f"{source}: this is an original deep_gcns_torch checkpoint (or a published DGCNN model); "
+            f"convert it first with "
             f"`pointseg convert --original {source} --out <ours.pt>`"
         )
     if ckpt.get("format") != FORMAT:

@@ -77,8 +77,10 @@ def detect_format(state: Mapping[str, torch.Tensor], source: str = "checkpoint")
     c1 = _shape(state, "conv1.0.weight")
     if c1 is not None:
         found = f"conv1.0.weight {list(c1)}"
-        if any(k.startswith("transform_net.") for k in keys) or "conv7.0.weight" in state and any(
-            k.startswith("label_conv") for k in keys
+        if (
+            any(k.startswith("transform_net.") for k in keys)
+            or "conv7.0.weight" in state
+            and any(k.startswith("label_conv") for k in keys)
         ):
             raise ConfigError(
                 f"{source}: a DGCNN part-segmentation model (ShapeNetPart: transform_net / "

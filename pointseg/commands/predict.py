@@ -310,9 +310,9 @@ def predict_files(
         predict_cloud,
     )
     from pointseg.engine.report import format_class_table, write_json
-    from pointseg.engine.s3dis_eval import _tqdm
     from pointseg.metrics import ConfusionMatrix
     from pointseg.runtime import peak_rss_mb, resolve_device
+    from pointseg.runtime.progress import progress_bar as _tqdm
 
     say = print_fn or (lambda s: None)
     if threads:

@@ -1,6 +1,6 @@
 """ModelNet40 evaluation: overall accuracy (OA), mean class accuracy (mAcc), per-class accuracy,
 optionally averaged over test-time augmentations (`votes`: the training augmentation
-`scale_shift`, drawn from a seeded generator)."""
+`pointseg.data.augment.scale_shift`, drawn from a seeded generator)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pointseg.data.augment import scale_shift
 from pointseg.engine.checkpoints import (
     checkpoint_meta,
     checkpoint_task,
@@ -21,39 +22,16 @@ from pointseg.engine.checkpoints import (
     meta_data,
     model_config_dict,
     num_point_setting,
+    recorded_setting,
     resolve_checkpoint,
 )
 from pointseg.engine.report import fmt_pct, format_class_table, write_eval_outputs
 from pointseg.errors import ConfigError, DataError
 from pointseg.metrics import ConfusionMatrix
 from pointseg.runtime import file_sha256, peak_rss_mb, resolve_device
+from pointseg.runtime.progress import progress_bar as _tqdm
 
 Print = Callable[[str], None]
-
-
-def _tqdm(iterable: Any = None, **kw: Any) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, **kw)
-
-
-def scale_shift(
-    points: torch.Tensor,
-    generator: torch.Generator | None = None,
-    *,
-    scale: tuple[float, float] = (2.0 / 3.0, 1.5),
-    shift: float = 0.2,
-) -> torch.Tensor:
-    """Random anisotropic scale U(2/3, 3/2) per axis and shift U(−0.2, 0.2) per shape (DGCNN).
-
-    points (B, N, 3+) — only the first 3 channels are transformed. Used by training (`augment`,
-    from the global RNG) and by test-time voting (`pointseg eval --votes`, from a seeded
-    generator) alike (`pointseg.tasks.modelnet40`).
-    """
-    b = points.shape[0]
-    s = torch.empty(b, 1, 3).uniform_(scale[0], scale[1], generator=generator)  # (B, 1, 3)
-    t = torch.empty(b, 1, 3).uniform_(-shift, shift, generator=generator)  # (B, 1, 3)
-    return torch.cat([points[..., :3] * s.to(points) + t.to(points), points[..., 3:]], dim=-1)
 
 
 @torch.no_grad()
@@ -155,11 +133,10 @@ def evaluate_modelnet_checkpoint(
         )
     cfg = model_config_dict(ckpt)
     data_meta = meta_data(ckpt)
-    root = Path(
-        data
-        if data is not None
-        else data_meta.get("data") or data_meta.get("root") or "data/modelnet40"
+    root, root_source = recorded_setting(
+        data, "--data", data_meta, ("data", "root"), "data/modelnet40"
     )
+    root = Path(root)
     num_points, num_points_source = num_point_setting(path, ckpt, num_points, 1024)
     ds, names = _modelnet_dataset(root, "test", num_points, checkpoint_meta(ckpt).get("classes"))
     nc = int(cfg.get("num_classes", len(names)))
@@ -193,6 +170,7 @@ def evaluate_modelnet_checkpoint(
         "votes": votes,
         "num_points": num_points,
         "num_points_source": num_points_source,
+        "sources": {"data": root_source, "num_points": num_points_source},
         "classes": names,
         "protocols": {"classification": {"name": name, **cm.as_dict(names)}},
         "oa": cm.oa(),

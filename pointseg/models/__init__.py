@@ -7,7 +7,7 @@ and the graph presets (`graph_presets`); importing this package registers both.
 from pointseg.models import graph_presets  # noqa: F401 - registers the graph-model presets
 from pointseg.models.backbone import DeepGCN
 from pointseg.models.config import ModelConfig
-from pointseg.models.dgcnn import DGCNN, DGCNNConfig  # noqa: E402 - registers `dgcnn_s3dis`
+from pointseg.models.dgcnn import DGCNN, DGCNNConfig  # also registers `dgcnn_s3dis`
 from pointseg.models.heads import ClassificationHead, SegmentationHead
 from pointseg.models.registry import (
     MODEL_REGISTRY,

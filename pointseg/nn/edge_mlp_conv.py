@@ -103,7 +103,10 @@ class EdgeMLPConv(nn.Module):
             return self._edges(a, p, idx)
         # inference: running statistics, so rows are independent; bound the edge tensors
         return torch.cat(
-            [self._edges(a[:, s : s + _ROWS], p, idx[:, s : s + _ROWS]) for s in range(0, n, _ROWS)],
+            [
+                self._edges(a[:, s : s + _ROWS], p, idx[:, s : s + _ROWS])
+                for s in range(0, n, _ROWS)
+            ],
             dim=1,
         )
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from pointseg.engine.modelnet_eval import scale_shift
+from pointseg.data.augment import scale_shift
 from pointseg.errors import ConfigError, DataError
 from pointseg.tasks import register_task
 from pointseg.tasks.pointcloud import DataBundle, PointCloudTask, seeded_pick
@@ -134,7 +134,8 @@ class ModelNetTask(PointCloudTask):
 
     def prepare(self, x, y, cfg, generator=None, train=True):
         """With `augment`, the DGCNN/DeepGCN recipe: per-shape anisotropic scale in [2/3, 3/2],
-        shift in [-0.2, 0.2] (`scale_shift`, training only)."""
+        shift in [-0.2, 0.2] (`pointseg.data.augment.scale_shift`, training only; test-time
+        voting draws the same augmentation from a seeded generator)."""
         x, y = x.float(), y.long().reshape(-1)
         if cfg.augment and train:
             x = scale_shift(x)

@@ -44,3 +44,53 @@ def test_old_import_paths_still_work():
     from pointseg.data.modelnet import ShapeAugment as S2
 
     assert B1 is B2 is BlockAugment and S1 is S2 is ShapeAugment
+
+
+# ------------------------------------------------------------------ one module, every caller
+def test_batches_get_one_draw_per_sample_and_only_xyz_changes():
+    from pointseg.data.augment import rotate_z, scale_shift
+
+    x = torch.randn(5, 32, 9)
+    a = scale_shift(x, torch.Generator().manual_seed(0))
+    for b in range(5):  # per-shape affine map of xyz
+        s = (a[b, 1, :3] - a[b, 0, :3]) / (x[b, 1, :3] - x[b, 0, :3])
+        torch.testing.assert_close(a[b, :, :3], x[b, :, :3] * s + (a[b, 0, :3] - x[b, 0, :3] * s))
+    torch.testing.assert_close(a[..., 3:], x[..., 3:])
+    r = rotate_z(x, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(r[..., :2].norm(dim=-1), x[..., :2].norm(dim=-1))
+    torch.testing.assert_close(r[..., 2:], x[..., 2:])
+    angles = torch.atan2(r[:, 0, 1], r[:, 0, 0]) - torch.atan2(x[:, 0, 1], x[:, 0, 0])
+    assert len({round(float(torch.remainder(t, 2 * torch.pi)), 4) for t in angles}) == 5
+    # One sample == a batch of one (same draws).
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    torch.testing.assert_close(scale_shift(x[0], g1), scale_shift(x[:1], g2)[0])
+    b = BlockAugment(rotate_z=True, scale=(0.9, 1.1), jitter=0.01)(x)
+    assert b.shape == x.shape and torch.equal(b[..., 3:], x[..., 3:])
+
+
+def test_training_and_voting_use_the_same_augmentation():
+    """ModelNet training draws `scale_shift` from the global RNG (bit-identical to the trainer's
+    former inline recipe); `pointseg eval --votes` draws the same function from a generator;
+    S3DIS training rotates with `rotate_z`."""
+    from types import SimpleNamespace
+
+    from pointseg.data.augment import rotate_z, scale_shift
+    from pointseg.engine import evaluate as E
+    from pointseg.tasks import get_task
+
+    x, y = torch.randn(4, 64, 3), torch.zeros(4, 1, dtype=torch.long)
+    cfg = SimpleNamespace(augment=True, num_points=None)
+    torch.manual_seed(7)
+    got, _ = get_task("modelnet40").prepare(x, y, cfg)
+    torch.manual_seed(7)
+    scale = torch.empty(4, 1, 3).uniform_(2.0 / 3.0, 1.5)  # the former Trainer._prepare_batch
+    shift = torch.empty(4, 1, 3).uniform_(-0.2, 0.2)
+    assert torch.equal(got, torch.cat([x[..., :3] * scale + shift, x[..., 3:]], dim=-1))
+    torch.manual_seed(7)
+    assert torch.equal(got, scale_shift(x))
+    assert E.scale_shift is scale_shift
+    blocks = torch.randn(2, 16, 9)
+    torch.manual_seed(8)
+    rot, _ = get_task("s3dis").prepare(blocks, torch.zeros(2, 16, dtype=torch.long), cfg)
+    torch.manual_seed(8)
+    assert torch.equal(rot, rotate_z(blocks))

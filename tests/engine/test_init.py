@@ -59,7 +59,7 @@ def test_init_replaces_the_classifier_when_the_class_count_differs(blocks, tmp_p
 
 
 def test_init_is_strict_on_the_backbone(blocks, tmp_path):
-    model = _source(tmp_path / "bad.pt", "resgcn4_tiny")
+    _source(tmp_path / "bad.pt", "resgcn4_tiny")
     ckpt = load_checkpoint(tmp_path / "bad.pt")
     ckpt["model"].pop("blocks.0.conv.lin.weight")
     torch.save(ckpt, tmp_path / "bad.pt")

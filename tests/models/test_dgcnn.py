@@ -366,3 +366,10 @@ def test_blocks_sampled_centering_is_pointnets_rule():
                             centering="sampled", cover_all=True, rng=0)  # fmt: skip
     # x, y of every sample start at −block_size / 2 exactly (min of the sample + 0.5 removed)
     np.testing.assert_allclose(blocks.data[..., :2].min(axis=1), -0.5, atol=1e-6)
+
+
+def test_loading_an_unconverted_dgcnn_model_says_convert_it(tmp_path, original_random):
+    path = tmp_path / "model_5.t7"
+    torch.save(original_random[1], path)
+    with pytest.raises(ConfigError, match="published DGCNN model.*pointseg convert"):
+        load_checkpoint(path)
