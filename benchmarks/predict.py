@@ -305,7 +305,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--points", type=int, default=150_000, help="scan of the full comparison")
+    ap.add_argument(
+        "--points", type=int, default=150_000, help="scan of the full comparison (0: skip it)"
+    )
     ap.add_argument(
         "--sizes",
         default="150000,600000",
@@ -375,6 +377,11 @@ def main() -> None:
 
         if args.knn_compare:
             knn_compare(args, tmp)
+            return
+        if not args.points:  # memory growth only
+            growth = memory_growth(args, tmp)
+            print(json.dumps({"benchmark": "predict-memory-growth", "model": args.model,
+                              "growth_batches": args.growth_batches, "memory_growth": growth}))  # fmt: skip
             return
         t = time.perf_counter()
         xyz, rgb = make_scan(args.points, seed=args.seed)

@@ -120,11 +120,13 @@ def knn_mode(mode: str | None, *, weak: bool = False):
         set_knn_mode(prev)
 
 
-# The bf16 path wins where the distance product is a large share of the work: rows of >= 1024
-# points (the compiled kernel's sampled threshold) and >= 16 channels (with xyz, C = 3, the
-# bf16 error band is wider than neighbour gaps and most rows would fall back).
+# auto takes the bf16 path where it measured faster (docs/knn.md): rows of >= 1024 points (the
+# kernel's sampled threshold), >= 16 channels (with xyz, C = 3, the bf16 error band is wider
+# than the neighbour gaps) and k·d >= 64 (at k·d = 16-48 the re-rank kernel's fixed per-row
+# work cost more than the halved distance product saved; the gain grows with k·d).
 _BF16_MIN_N = 1024
 _BF16_MIN_C = 16
+_BF16_MIN_KMAX = 64
 
 
 def bf16_selected(x: Tensor, kmax: int, method: str = "auto") -> bool:
@@ -136,7 +138,7 @@ def bf16_selected(x: Tensor, kmax: int, method: str = "auto") -> bool:
     N, C = x.shape[1], x.shape[2]
     if _mode == "bf16":
         return True
-    if N < _BF16_MIN_N or C < _BF16_MIN_C or kmax * 4 > N:
+    if N < _BF16_MIN_N or C < _BF16_MIN_C or kmax < _BF16_MIN_KMAX or kmax * 4 > N:
         return False
     if x.device.type == "cuda":
         return True

@@ -232,7 +232,8 @@ def test_mode_selection_and_context():
     with K.knn_mode("bf16"):
         assert K.bf16_selected(torch.randn(1, 64, 3), 16)
     with K.knn_mode("auto"):
-        assert not K.bf16_selected(torch.randn(1, 4096, 3), 16)  # xyz: the band is too wide
+        assert not K.bf16_selected(torch.randn(1, 4096, 3), 128)  # xyz: the band is too wide
+        assert not K.bf16_selected(x, 16)  # k·d = 16: measured no faster
         assert not K.bf16_selected(x.double(), 16)  # float64 asks for float64 ranking
         want = K.HAVE_RERANK and native_bf16_cpu() and not K._native_disabled()
         assert K.bf16_selected(x, 432) == want
