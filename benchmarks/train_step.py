@@ -4,9 +4,9 @@ Setting (DESIGN §6): B=2 blocks × N=4096 points, 9 input channels, 13 classes,
 d=i in block i, stochastic dilation on, train mode, `torch.set_num_threads(2)`.
 
 Variants, all built from `pointseg.models.create_model("resgcn28")` with the same seed:
-- ``ours``: the library model as is (fused EdgeConv, the default kNN path — bf16 candidates with an
-  exact fp32 re-rank where this CPU has native bf16 —, split first head layer).
-- ``exact32``: ``ours`` with ``--knn exact32`` (fp32 distance products, the kNN before bf16).
+- ``ours``: the library model as is (fused EdgeConv, the default kNN path ``auto``, split first
+  head layer); ``POINTSEG_KNN=bf16`` runs it with the bf16-candidate kNN (docs/knn.md).
+- ``exact32``: ``ours`` with ``--knn exact32`` (fp32 distance products).
 - ``reference``: the same model and weights emulating the original deep_gcns_torch code: every
   EdgeConv with ``fused=False`` (gather [h_i, h_j − h_i] → 1×1 conv → ReLU → BN → max), every
   kNN graph replaced by the naive full distance matrix ‖x‖² − 2xxᵀ + ‖x‖² + ``topk(k·d)`` then

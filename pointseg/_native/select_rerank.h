@@ -2,7 +2,8 @@
  *
  * Input per row i (global point `self`): the bf16 dot products d_j ~ <x_i, x_j> of the centred
  * features (one bf16 GEMM row), the float32 features x (N, C), squared norms sq_j = ||x_j||^2 and
- * a bound |s~_j - s^_j| <= e_j = ea + eb |d_j| for every j, where
+ * a bound |s~_j - s^_j| <= e_j = ea + ep ||x_j|| + eq rho_j + eb |d_j| for every j (rho_j =
+ * ||bf16(x_j) - x_j||), where
  *     s~_j = sq_j - 2 d_j                  (approximate score, from the bf16 GEMM), and
  *     s^_j = sq_j - 2 dot32(x_i, x_j)      (the exact fp32 score this path ranks by).
  * The caller derives ea, eb (pointseg.graph.bf16.score_error_bound; docs/knn.md).
@@ -106,10 +107,12 @@ AVX512_TARGET static void scores_avx512(const float *xi, const float *x, const f
 
 /* S = {j : lb_j <= t}, lb_j = sq_j - 2 d~_j - (a + b |d~_j|), 16 at a time (bf16 -> fp32 is a
  * 16-bit shift), hit columns compress-stored in column order; returns |S|. */
-AVX512_TARGET static int collect_lb_avx512(const uint16_t *d, const float *sq, int n, float a,
-                                           float b, float t, int32_t *col) {
+AVX512_TARGET static int collect_lb_avx512(const uint16_t *d, const float *sq, const float *nr,
+                                           const float *rh, int n, float a, float b, float p,
+                                           float q, float t, int32_t *col) {
     int j = 0, c = 0;
     __m512 m2 = _mm512_set1_ps(-2.0f), av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b);
+    __m512 pv = _mm512_set1_ps(p), qv = _mm512_set1_ps(q);
     __m512 tv = _mm512_set1_ps(t);
     __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (; j + 16 <= n; j += 16) {
@@ -117,6 +120,8 @@ AVX512_TARGET static int collect_lb_avx512(const uint16_t *d, const float *sq, i
         __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
         __m512 st = _mm512_fmadd_ps(m2, v, _mm512_loadu_ps(sq + j));
         __m512 e = _mm512_fmadd_ps(bv, _mm512_abs_ps(v), av);
+        e = _mm512_fmadd_ps(pv, _mm512_loadu_ps(nr + j), e);
+        e = _mm512_fmadd_ps(qv, _mm512_loadu_ps(rh + j), e);
         __mmask16 k = _mm512_cmp_ps_mask(_mm512_sub_ps(st, e), tv, _CMP_LE_OQ);
         /* branch-free: compress the hit lanes in a register, store all 16, advance by the
          * count (col has room for n + 16) */
@@ -126,7 +131,7 @@ AVX512_TARGET static int collect_lb_avx512(const uint16_t *d, const float *sq, i
     }
     for (; j < n; j++) {
         float v = bf16_to_f32(d[j]);
-        float lb = (sq[j] - 2.0f * v) - (a + b * fabsf(v));
+        float lb = (sq[j] - 2.0f * v) - (a + b * fabsf(v) + p * nr[j] + q * rh[j]);
         col[c] = j;
         c += lb <= t;
     }
@@ -215,15 +220,15 @@ static float sample_upper(const float *v, int r) {
     return t;
 }
 
-static int collect_lb(const uint16_t *d, const float *sq, int n, float a, float b, float t,
-                      int32_t *col) {
+static int collect_lb(const uint16_t *d, const float *sq, const float *nr, const float *rh, int n,
+                      float a, float b, float p, float q, float t, int32_t *col) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (have_avx512) return collect_lb_avx512(d, sq, n, a, b, t, col);
+    if (have_avx512) return collect_lb_avx512(d, sq, nr, rh, n, a, b, p, q, t, col);
 #endif
     int c = 0;
     for (int j = 0; j < n; j++) {
         float v = bf16_to_f32(d[j]);
-        float lb = (sq[j] - 2.0f * v) - (a + b * fabsf(v));
+        float lb = (sq[j] - 2.0f * v) - (a + b * fabsf(v) + p * nr[j] + q * rh[j]);
         col[c] = j;
         c += lb <= t;
     }
@@ -326,21 +331,23 @@ static inline float round_up(double v) {
 }
 
 /* One row; buf (n + 16 floats) and iota (0..n-1) are scratch. See the header comment. */
-static void rerank_row(const uint16_t *d, const float *x, const float *sq, int n, int c,
-                       int64_t self, double ea, double eb, double mfac, int kmax,
+static void rerank_row(const uint16_t *d, const float *x, const float *sq, const float *nrm,
+                       const float *rh, int n, int c, int64_t self, double ea, double ep,
+                       double eq, double eb, double mfac, int kmax,
                        const int64_t *ranks, int nr, int64_t *out, Scratch *w, float *buf,
                        int32_t *iota, RerankStats *st) {
-    float a = round_up(ea), b = round_up(eb);
+    float a = round_up(ea), b = round_up(eb), p = round_up(ep), q = round_up(eq);
     if (!((int64_t)kmax * 4 <= n && n >= 4 * SAMPLE)) goto fallback;
     double mu = (double)kmax * SAMPLE / n;
     /* upper bounds ub_j = s~_j + e_j >= s^_j of a strided sample: their kmax-th smallest is
      * >= the kmax-th smallest s^, which the threshold must reach */
     float smp[SAMPLE];
     int stride = n / SAMPLE;
-    for (int q = 0; q < SAMPLE; q++) {
-        int j = q * stride;
+    for (int i = 0; i < SAMPLE; i++) {
+        int j = i * stride;
         float v = bf16_to_f32(d[j]);
-        smp[q] = j == self ? -INFINITY : (sq[j] - 2.0f * v) + (a + b * fabsf(v));
+        smp[i] = j == self ? -INFINITY
+                           : (sq[j] - 2.0f * v) + (a + b * fabsf(v) + p * nrm[j] + q * rh[j]);
     }
     for (int attempt = 0; attempt < 2; attempt++) {
         double sig = attempt == 0 ? 2.0 : 5.0;
@@ -348,7 +355,7 @@ static void rerank_row(const uint16_t *d, const float *x, const float *sq, int n
         if (r >= SAMPLE) goto fallback;
         float t = sample_upper(smp, r);
         if (!(t < INFINITY)) goto fallback;
-        int cnt = collect_lb(d, sq, n, a, b, t, w->col);
+        int cnt = collect_lb(d, sq, nrm, rh, n, a, b, p, q, t, w->col);
         if (cnt > n / 2) goto fallback;
         /* self is first in every path (-inf): take it out of S, keep column order */
         int m = 0;

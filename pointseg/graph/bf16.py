@@ -5,7 +5,8 @@ on CPUs with AVX512-BF16 / AMX (and on GPUs), but bf16 keeps 8 significant bits 
 neighbours. This path keeps the result exact (docs/knn.md has the derivation and measurements):
 
 1. approximate scores ``s̃_j = ‖x_j‖² − 2·d̃_j`` from one bf16 GEMM (``d̃_j ≈ x_i·x_j``);
-2. a bound ``|s̃_j − ŝ_j| ≤ e_ij = ea_i + eb·|d̃_j|`` (:func:`score_error_bound`), where
+2. a bound ``|s̃_j − ŝ_j| ≤ e_ij`` per pair, from the norms of x_i, x_j, of their bf16 rounding
+   errors and from ``|d̃_j|`` (:func:`score_error_bound`), where
    ``ŝ_j = ‖x_j‖² − 2·x_i·x_j`` in fp32 is the exact score this path ranks by; so
    ``lb_j = s̃_j − e_ij ≤ ŝ_j ≤ s̃_j + e_ij = ub_j``;
 3. candidates ``S = {j : lb_j ≤ t}``, ``t`` an upper estimate (from a sample) of the ``k·d``-th
@@ -28,6 +29,7 @@ import functools
 import math
 import os
 import sys
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -71,25 +73,46 @@ def native_bf16_cpu() -> bool:
     return False
 
 
-def score_error_bound(xc: Tensor, sq: Tensor) -> tuple[Tensor, float]:
-    """Bound ``|s̃_ij − ŝ_ij| ≤ ea_i + eb·|d̃_ij|`` for every j: (ea (B, N) float64, eb).
+class ErrorBound(NamedTuple):
+    """``|s̃_ij − ŝ_ij| ≤ ea_i + ep_i·norm_j + eq_i·rho_j + eb·|d̃_ij|`` (see the module doc)."""
 
-    xc (B, N, C) centred float32 features; sq (B, N) their fp32 squared norms; d̃_ij the bf16
-    dot product (see the module doc for the derivation).
+    ea: Tensor  # (B, N) float64
+    ep: Tensor  # (B, N) float64
+    eq: Tensor  # (B, N) float64
+    eb: float
+    norm: Tensor  # (B, N) float32 ‖x_j‖
+    rho: Tensor  # (B, N) float32 ‖bf16(x_j) − x_j‖
+
+    def pair(self, d: Tensor, rows: slice = slice(None)) -> Tensor:
+        """The bound (B, R, N) float64 for bf16 dots ``d`` (B, R, N) of query rows ``rows``."""
+        ea, ep, eq = (t[:, rows, None] for t in (self.ea, self.ep, self.eq))
+        nj, rj = self.norm.double()[:, None], self.rho.double()[:, None]
+        return ea + ep * nj + eq * rj + self.eb * d.double().abs()
+
+
+def score_error_bound(xc: Tensor, sq: Tensor) -> ErrorBound:
+    """Per-pair bound of ``|s̃_ij − ŝ_ij|`` for centred float32 features xc (B, N, C) with fp32
+    squared norms sq (B, N); ``d̃_ij`` is the bf16 dot product (derivation: docs/knn.md).
+
+    With ``n = ‖x‖``, ``ρ = ‖bf16(x) − x‖``, ``γ = γ_C``:
+    inputs ``ρ_i n_j + (n_i + ρ_i) ρ_j``; fp32 accumulation ``γ (n_i + ρ_i)(n_j + ρ_j)``; fp32
+    re-rank ``γ n_i n_j``; bf16 output rounding ``u/(1 − u)·|d̃|``; all doubled (``s = sq − 2d``),
+    plus the fp32 subtractions and flush-to-zero, times 1.01.
     """
     c = xc.shape[-1]
     g = c * U_FP32 / (1 - c * U_FP32)  # γ_C
-    xd = xc.double()
-    n = xd.pow(2).sum(-1).sqrt()  # (B, N) ‖x_i‖
+    n = xc.double().pow(2).sum(-1).sqrt()  # (B, N) ‖x_i‖
     rho = (xc.to(torch.bfloat16).float() - xc).double().pow(2).sum(-1).sqrt()  # ‖bf16(x) − x‖
     mn = n.amax(dim=1, keepdim=True)  # (B, 1)
-    mr = rho.amax(dim=1, keepdim=True)
     sqmax = sq.double().amax(dim=1, keepdim=True)
-    dot = rho * mn + n * mr + rho * mr + g * (n + rho) * (mn + mr) + g * n * mn
-    ea = 2.0 * dot + 4.2 * U_FP32 * (sqmax + 2.1 * n * mn)
-    ea = ea * 1.01 + 4.0 * c * 2.0**-126 * (mn + 1.0)  # + flush-to-zero of tiny products
-    eb = 1.01 * 2.0 * U_BF16 / (1.0 - U_BF16)
-    return ea, eb
+    f = 1.01
+    ep = f * 2.0 * (rho + g * (n + rho) + g * n)
+    eq = f * 2.0 * (n + rho + g * (n + rho))
+    ea = f * 4.2 * U_FP32 * (sqmax + 2.1 * n * mn) + 4.0 * c * 2.0**-126 * (mn + 1.0)
+    eb = f * 2.0 * U_BF16 / (1.0 - U_BF16)
+    # norms handed to float32 kernels: rounded up so the bound only grows
+    up = 1.0 + 2.0**-20
+    return ErrorBound(ea, ep, eq, eb, (n * up).float(), (rho * up).float())
 
 
 def bf16_graph_cpu(xc, sq, ranks: np.ndarray, out: np.ndarray, rows: int, workers: int,
@@ -106,8 +129,9 @@ def bf16_graph_cpu(xc, sq, ranks: np.ndarray, out: np.ndarray, rows: int, worker
     xb = xc.to(torch.bfloat16)  # (B, N, C)
     xbt = xb.transpose(1, 2).contiguous()  # (B, C, N)
     sq2 = sq.reshape(B, N).contiguous()
-    ea, eb = score_error_bound(xc, sq2)
-    ea = ea.numpy()  # (B, N) float64
+    eb_ = score_error_bound(xc, sq2)
+    ea, ep, eq = eb_.ea.numpy(), eb_.ep.numpy(), eb_.eq.numpy()  # (B, N) float64
+    nrm, rho = eb_.norm.numpy(), eb_.rho.numpy()  # (B, N) float32
     x_np, sq_np = xc.contiguous().numpy(), sq2.numpy()
     stats = [0, 0, 0]
 
@@ -118,8 +142,9 @@ def bf16_graph_cpu(xc, sq, ranks: np.ndarray, out: np.ndarray, rows: int, worker
             e = min(r1, a + rows)
             d = buf[: e - a]  # (m, N) bf16 dot products
             torch.mm(xb[b, a:e], xbt[b], out=d)
-            f, c, r = _select.select_rerank(d.view(torch.int16).numpy(), x_np[b], sq_np[b], ea[b],
-                                            eb, a, ranks, out[b, a:e], float(margin))  # fmt: skip
+            f, c, r = _select.select_rerank(d.view(torch.int16).numpy(), x_np[b], sq_np[b],
+                                            nrm[b], rho[b], ea[b], ep[b], eq[b], eb_.eb, a,
+                                            ranks, out[b, a:e], float(margin))  # fmt: skip
             fb += f
             cand += c
             retry += r
@@ -159,8 +184,7 @@ def bf16_knn_torch(xc: Tensor, sq: Tensor, kmax: int, *, chunk_size: int | None 
     meta = dev.type == "meta"
     M = min(N, math.ceil(margin * kmax) + 16)
     sq2 = sq.reshape(B, N)
-    ea, eb = score_error_bound(xc, sq2)  # (B, N) float64, float
-    ea_f = (ea * (1 + 2.0**-20)).float()  # rounded to float32 upwards
+    bound = score_error_bound(xc, sq2)
     xb = xc.to(compute_dtype)
     xbt = xb.transpose(1, 2)
     if chunk_size is None:  # the (B, chunk, M, C) gather ~64 MB
@@ -174,14 +198,14 @@ def bf16_knn_torch(xc: Tensor, sq: Tensor, kmax: int, *, chunk_size: int | None 
         cuda_flag = torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction
         torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
     try:
-        _torch_rows(xc, sq2, xb, xbt, ea_f, eb, kmax, M, chunk_size, out, bidx, meta, stats)
+        _torch_rows(xc, sq2, xb, xbt, bound, kmax, M, chunk_size, out, bidx, meta, stats)
     finally:
         if cuda_flag is not None:
             torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = cuda_flag
     return out
 
 
-def _torch_rows(xc, sq2, xb, xbt, ea_f, eb, kmax, M, chunk_size, out, bidx, meta, stats):
+def _torch_rows(xc, sq2, xb, xbt, bound, kmax, M, chunk_size, out, bidx, meta, stats):
     """The row chunks of `bf16_knn_torch` (writes `out`)."""
     B, N, C = xc.shape
     dev = xc.device
@@ -191,7 +215,9 @@ def _torch_rows(xc, sq2, xb, xbt, ea_f, eb, kmax, M, chunk_size, out, bidx, meta
         rows = torch.arange(s, e, device=dev)  # (m,)
         d = torch.bmm(xb[:, s:e], xbt).float()  # (B, m, N) the low-precision dot products
         # lower bounds lb_j = s̃_j − e_j ≤ ŝ_j; self −inf
-        lb = (sq2.unsqueeze(1) - 2.0 * d) - (ea_f[:, s:e, None] + eb * d.abs())
+        # (the bound in float64, rounded up to float32: lb only moves down)
+        e_f = (bound.pair(d, slice(s, e)) * (1 + 2.0**-20)).float()
+        lb = (sq2.unsqueeze(1) - 2.0 * d) - e_f
         lb.diagonal(offset=s, dim1=1, dim2=2).fill_(float("-inf"))
         if M < N:
             vals, cand = lb.topk(M + 1, dim=-1, largest=False, sorted=True)  # (B, m, M+1)
