@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pointseg.data import s3dis  # noqa: E402
+from pointseg.data.s3dis import parse as s3dis_parse  # noqa: E402
 
 DEFAULT_RAW = ROOT / ".." / "shared" / "data" / "s3dis_raw"
 
@@ -175,9 +176,9 @@ def main() -> int:
 
         # Parse only, the same in-memory bytes for every reader: the tiers side by side.
         bufs = [f.read_bytes() for f in files]
-        readers = {"pandas": s3dis._pandas_fast_parse, "loadtxt": loadtxt_parse}
-        if s3dis._native_parse_mod is not None:
-            readers = {"native": s3dis._native_fast_parse, **readers}
+        readers = {"pandas": s3dis_parse._pandas_fast_parse, "loadtxt": loadtxt_parse}
+        if s3dis_parse._native_parse_mod is not None:
+            readers = {"native": s3dis_parse._native_fast_parse, **readers}
         parse_mb_s = {}
         for key, reader in readers.items():
             assert all(reader(b) is not None for b in bufs), key  # the real files are clean

@@ -24,7 +24,6 @@ run's recorded ``num_point``, then the paper's defaults (said in `source`).
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,14 +92,12 @@ def blocks_params(
     blocks root from the first readable `<split>/manifest.json`, with that manifest's path; None
     when there is none (e.g. the published indoor3d_sem_seg_hdf5_data folder). The one reader of
     blocks manifests (`pointseg eval`, `predict`, `view`)."""
+    from pointseg.data.blocks.hdf5 import MANIFEST_NAME, read_blocks_manifest
+
     for split in splits:
-        manifest = Path(root) / split / "manifest.json"
-        try:
-            params = json.loads(manifest.read_text())["params"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+        params = (read_blocks_manifest(Path(root) / split) or {}).get("params")
         if isinstance(params, dict):
-            return params, manifest
+            return params, Path(root) / split / MANIFEST_NAME
     return None
 
 

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from pointseg.commands.demo import _train_parallel, demo_config
+    from pointseg.demo import demo_config, train_parallel
     from pointseg.engine.plots import _pyplot
     from pointseg.engine.train import resolve_config
     from pointseg.io import atomic_write, atomic_write_text
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo_run:
         results["1x data, 1x steps"] = (Path(args.demo_run), None, None)
     for i in range(0, len(items), args.jobs):
-        results.update(_train_parallel(dict(items[i : i + args.jobs]), progress=True))
+        results.update(train_parallel(dict(items[i : i + args.jobs]), progress=True))
 
     rows, curves = [], {}
     for run_label, (run, _wall, _cpu) in results.items():

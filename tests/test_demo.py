@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pointseg import demo as D
 from pointseg.cli import main
-from pointseg.commands import demo as D
 from pointseg.data.s3dis import CLASSES
+from pointseg.demo import report, settings
 from pointseg.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,10 @@ def test_quick_demo_writes_the_complete_report(tmp_path, capsys):
         "confusion_resgcn5.png",
     ):
         assert f"]({image})" in md
+    # the browser comparison: one self-contained page, linked from the report
+    page = (out / "comparison.html").read_text()
+    assert 'id="pointseg-data">' in page and plain in page and res in page
+    assert "](comparison.html)" in md
     summary = json.loads((out / "demo.json").read_text())
     for label in (plain, res):
         m = summary["models"][label]
@@ -67,7 +72,7 @@ def test_quick_demo_writes_the_complete_report(tmp_path, capsys):
         m = summary["models"][label]
         assert 0 < m["seconds"] <= stages[f"train {plain} + {res} (parallel)"]
         assert m["cpu_seconds"] > 0
-        assert (out / "runs" / D._slug(label) / "train.log").is_file()
+        assert (out / "runs" / report.slug(label) / "train.log").is_file()
     # CPU time counts the training processes too (each trained ~all of its stage's time).
     assert summary["cpu_seconds"] >= max(m["cpu_seconds"] for m in summary["models"].values())
     # Stage times are printed as they finish; the report opens with both numbers and the gap.
@@ -114,7 +119,7 @@ def test_sequential_training_and_long_mode_comparison(tmp_path, monkeypatch):
     assert {"train PlainGCN-5", "train ResGCN-5"} <= set(ref["seconds"])
     # --long reports how far the 10-minute run (here: the quick one) is from it. Monkeypatched to
     # the quick sizes so the test stays fast; the comparison is what is checked.
-    monkeypatch.setattr(D, "LONG_OVERRIDES", D.QUICK_OVERRIDES)
+    monkeypatch.setattr(settings, "LONG_OVERRIDES", D.QUICK_OVERRIDES)
     long = D.run_demo(tmp_path / "long", long=True, compare=tmp_path / "seq", progress=False)
     md = (tmp_path / "long" / "report.md").read_text()
     assert (

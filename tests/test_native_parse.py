@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from pointseg.data import s3dis
+from pointseg.data.s3dis import parse as s3dis_parse
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +261,7 @@ def test_rejected_lines_report_their_index(native, tmp_path, bad, kind, where):
     buf = b"\n".join(lines) + b"\n"
     got, _, _ = run(native, buf)
     assert got == -1 - where
-    assert s3dis._fast_parse(buf) is None
+    assert s3dis_parse._fast_parse(buf) is None
 
     # The robust path then reports (or silently reads) exactly that line.
     f = tmp_path / "wall_1.txt"
@@ -288,7 +289,7 @@ def test_rejected_lines_report_their_index(native, tmp_path, bad, kind, where):
 )
 def test_line_structure_failures(native, buf, index):
     assert run(native, buf)[0] == -1 - index
-    assert s3dis._fast_parse(buf) is None
+    assert s3dis_parse._fast_parse(buf) is None
 
 
 def test_more_lines_than_rows_fails_and_fewer_lines_are_counted(native):
@@ -328,12 +329,12 @@ def test_bad_output_buffers_raise(native):
 def test_native_tier_is_used_and_equals_the_pandas_tier(native, shared_data, monkeypatch):
     assert s3dis.PARSER_TIER == "native"
     files = sorted((shared_data / "s3dis_raw").glob("Area_*/*/Annotations/*.txt"))[::4]
-    pandas_results = [s3dis._pandas_fast_parse(f.read_bytes()) for f in files]
+    pandas_results = [s3dis_parse._pandas_fast_parse(f.read_bytes()) for f in files]
 
     def no_pandas(buf):
         raise AssertionError("pandas tier used although the native parser is built")
 
-    monkeypatch.setattr(s3dis, "_pandas_fast_parse", no_pandas)
+    monkeypatch.setattr(s3dis_parse, "_pandas_fast_parse", no_pandas)
     for f, (p_xyz, p_rgb) in zip(files, pandas_results, strict=True):
         xyz, rgb, issues = s3dis.parse_annotation_file(f)
         assert issues == []
@@ -346,10 +347,10 @@ def test_without_the_extension_the_pandas_tier_parses(tmp_path, monkeypatch):
     f = tmp_path / "wall_1.txt"
     f.write_bytes(buf)
     with_native = s3dis.parse_annotation_file(f)
-    monkeypatch.setattr(s3dis, "_native_parse_mod", None)
+    monkeypatch.setattr(s3dis_parse, "_native_parse_mod", None)
     calls = []
-    real = s3dis._pandas_fast_parse
-    monkeypatch.setattr(s3dis, "_pandas_fast_parse", lambda b: calls.append(1) or real(b))
+    real = s3dis_parse._pandas_fast_parse
+    monkeypatch.setattr(s3dis_parse, "_pandas_fast_parse", lambda b: calls.append(1) or real(b))
     without = s3dis.parse_annotation_file(f)
     assert calls  # the pandas reader really ran (on the clean rest of the hybrid split)
     np.testing.assert_array_equal(with_native[0], without[0])
@@ -359,13 +360,13 @@ def test_without_the_extension_the_pandas_tier_parses(tmp_path, monkeypatch):
 
 
 def test_empty_buffers_are_not_taken_by_the_fast_path(native):
-    assert s3dis._fast_parse(b"") is None
-    assert s3dis._fast_parse(b"\n") is None
+    assert s3dis_parse._fast_parse(b"") is None
+    assert s3dis_parse._fast_parse(b"\n") is None
 
 
 def test_extension_source_is_next_to_the_package():
     # setup.py builds pointseg._native._parse from this file.
-    assert (Path(s3dis.__file__).parents[1] / "_native" / "parse.c").is_file()
+    assert (Path(s3dis.__file__).parents[2] / "_native" / "parse.c").is_file()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,13 +463,13 @@ def test_native_hybrid_equals_the_pandas_tier_and_line_by_line(native, tmp_path,
     # reports equal the pandas tier's and the full line-by-line parse's.
     f = tmp_path / "wall_1.txt"
     f.write_bytes(corrupt_file(seed))
-    real_slow = s3dis._slow_parse
-    monkeypatch.setattr(s3dis, "_slow_parse", None)  # would raise if the whole file went slow
+    real_slow = s3dis_parse._slow_parse
+    monkeypatch.setattr(s3dis_parse, "_slow_parse", None)  # would raise if the whole file went slow
     hybrid = s3dis.parse_annotation_file(f)
-    monkeypatch.setattr(s3dis, "_slow_parse", real_slow)
-    monkeypatch.setattr(s3dis, "_native_parse_mod", None)
+    monkeypatch.setattr(s3dis_parse, "_slow_parse", real_slow)
+    monkeypatch.setattr(s3dis_parse, "_native_parse_mod", None)
     pandas_tier = s3dis.parse_annotation_file(f)
-    monkeypatch.setattr(s3dis, "_split_suspects", lambda b: None)
+    monkeypatch.setattr(s3dis_parse, "_split_suspects", lambda b: None)
     slow = s3dis.parse_annotation_file(f)
     for other in (pandas_tier, slow):
         np.testing.assert_array_equal(hybrid[0].view(np.uint32), other[0].view(np.uint32))
@@ -481,13 +482,15 @@ def test_native_hybrid_equals_the_pandas_tier_and_line_by_line(native, tmp_path,
 def test_native_hybrid_gives_up_beyond_the_suspect_limit(native, tmp_path, monkeypatch):
     f = tmp_path / "wall_1.txt"
     f.write_bytes(corrupt_file(7, n=400, bad=30))
-    monkeypatch.setattr(s3dis, "_MAX_SUSPECT_LINES", 10)
+    monkeypatch.setattr(s3dis_parse, "_MAX_SUSPECT_LINES", 10)
     calls = []
-    real_slow = s3dis._slow_parse
-    monkeypatch.setattr(s3dis, "_slow_parse", lambda b, log: calls.append(1) or real_slow(b, log))
+    real_slow = s3dis_parse._slow_parse
+    monkeypatch.setattr(
+        s3dis_parse, "_slow_parse", lambda b, log: calls.append(1) or real_slow(b, log)
+    )
     limited = s3dis.parse_annotation_file(f)
     assert calls == [1]  # the whole file went line by line
-    monkeypatch.setattr(s3dis, "_MAX_SUSPECT_LINES", 10_000)
+    monkeypatch.setattr(s3dis_parse, "_MAX_SUSPECT_LINES", 10_000)
     hybrid = s3dis.parse_annotation_file(f)
     assert calls == [1]
     np.testing.assert_array_equal(limited[0], hybrid[0])

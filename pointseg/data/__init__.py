@@ -23,8 +23,8 @@ _LAZY = {
     "ModelNetH5": "modelnet",
     "ModelNetMeshes": "modelnet",
     "ShapeAugment": "augment",
-    "read_mesh": "modelnet",
-    "sample_surface": "modelnet",
+    "read_mesh": "mesh",
+    "sample_surface": "mesh",
     "read_ply": "ply",
     "write_ply": "ply",
 }

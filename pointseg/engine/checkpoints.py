@@ -113,6 +113,19 @@ def blocks_num_point(root: Path) -> int | None:
     return None
 
 
+def recorded_setting(
+    given: Any, flag: str, data: dict[str, Any], keys: tuple[str, ...], default: Any
+) -> tuple[Any, str]:
+    """(value, source) of an evaluation setting: the command line (`flag`), else the first of
+    `keys` the checkpoint's `meta["data"]` records, else `default`."""
+    if given is not None:
+        return given, flag
+    for key in keys:
+        if data.get(key) is not None:
+            return data[key], f"the checkpoint (meta.data.{key})"
+    return default, "the default"
+
+
 def num_point_setting(
     path: Path,
     ckpt: dict[str, Any],
@@ -146,6 +159,7 @@ __all__ = [
     "meta_data",
     "model_config_dict",
     "num_point_setting",
+    "recorded_setting",
     "resolve_checkpoint",
     "run_config",
 ]

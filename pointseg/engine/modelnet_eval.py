@@ -22,6 +22,7 @@ from pointseg.engine.checkpoints import (
     meta_data,
     model_config_dict,
     num_point_setting,
+    recorded_setting,
     resolve_checkpoint,
 )
 from pointseg.engine.report import fmt_pct, format_class_table, write_eval_outputs
@@ -132,11 +133,10 @@ def evaluate_modelnet_checkpoint(
         )
     cfg = model_config_dict(ckpt)
     data_meta = meta_data(ckpt)
-    root = Path(
-        data
-        if data is not None
-        else data_meta.get("data") or data_meta.get("root") or "data/modelnet40"
+    root, root_source = recorded_setting(
+        data, "--data", data_meta, ("data", "root"), "data/modelnet40"
     )
+    root = Path(root)
     num_points, num_points_source = num_point_setting(path, ckpt, num_points, 1024)
     ds, names = _modelnet_dataset(root, "test", num_points, checkpoint_meta(ckpt).get("classes"))
     nc = int(cfg.get("num_classes", len(names)))
@@ -170,6 +170,7 @@ def evaluate_modelnet_checkpoint(
         "votes": votes,
         "num_points": num_points,
         "num_points_source": num_points_source,
+        "sources": {"data": root_source, "num_points": num_points_source},
         "classes": names,
         "protocols": {"classification": {"name": name, **cm.as_dict(names)}},
         "oa": cm.oa(),

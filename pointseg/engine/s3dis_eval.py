@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pointseg.data.areas import area_number as _area_number
+from pointseg.data.areas import normalize_area as _area_name
 from pointseg.engine.checkpoints import (
     checkpoint_meta,
     checkpoint_task,
@@ -43,6 +45,7 @@ from pointseg.engine.checkpoints import (
     meta_data,
     model_config_dict,
     num_point_setting,
+    recorded_setting,
     resolve_checkpoint,
 )
 from pointseg.engine.report import format_class_table, format_metrics_table, write_eval_outputs
@@ -140,15 +143,6 @@ def predict_room(
         num_blocks=res.num_blocks,
         num_unscored=res.num_unscored,
     )
-
-
-def _area_name(area: int | str) -> str:
-    s = str(area)
-    return s if s.startswith("Area_") else f"Area_{int(s)}"
-
-
-def _area_number(area: int | str) -> int:
-    return int(str(area).replace("Area_", ""))
 
 
 def evaluate_rooms(
@@ -399,9 +393,14 @@ def evaluate_s3dis(
 
     recipe, stored = checkpoint_recipe(ckpt, str(path)), stored_recipe(ckpt, str(path))
     data = meta_data(ckpt)
-    area = int(area if area is not None else data.get("test_area", 5))
-    cache = Path(cache if cache is not None else data.get("cache") or "data/s3dis")
-    blocks_root = Path(blocks if blocks is not None else data.get("blocks") or "data/s3dis_blocks")
+    # Every setting records where it came from (metrics.json "sources"): a moved checkpoint never
+    # falls back to a default silently.
+    area, area_src = recorded_setting(area, "--area", data, ("test_area",), 5)
+    cache, cache_src = recorded_setting(cache, "--cache", data, ("cache",), "data/s3dis")
+    blocks_root, blocks_src = recorded_setting(
+        blocks, "--blocks", data, ("blocks",), "data/s3dis_blocks"
+    )
+    area, cache, blocks_root = int(area), Path(cache), Path(blocks_root)
     if stored is not None:  # the model's own block recipe (e.g. a converted published model)
         num_point_source = "--num-points" if num_point else stored.source
         num_point, block_size = num_point or stored.num_point, stored.block_size
@@ -537,6 +536,12 @@ def evaluate_s3dis(
         "batch_size": batch_size,
         "num_point": num_point,
         "num_point_source": num_point_source,
+        "sources": {
+            "test_area": area_src,
+            "cache": cache_src,
+            "blocks": blocks_src,
+            "num_point": num_point_source,
+        },
         "elapsed_s": round(time.perf_counter() - t_start, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }

@@ -5,13 +5,27 @@ This package imports nothing from `pointseg` but `pointseg.errors` (see docs/arc
 the data, model, engine and task layers may all use it without tying themselves into a circle.
 """
 
-from pointseg.runtime.device import resolve_device
-from pointseg.runtime.hashing import file_sha256
-from pointseg.runtime.memory import current_rss, peak_rss_mb
-from pointseg.runtime.optional import import_ogb
-from pointseg.runtime.progress import progress_bar
-from pointseg.runtime.rng import rng_state, seed_everything, set_deterministic, set_rng_state
-from pointseg.runtime.signals import StopSignals, TrainingInterrupted
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Imported on first use (PEP 562): `pointseg.runtime.hashing` must not pull torch into the data
+# layer's worker processes (`prepare_s3dis` hashes every room; torch costs ~2 s per import).
+_LAZY = {
+    "StopSignals": "signals",
+    "TrainingInterrupted": "signals",
+    "current_rss": "memory",
+    "file_sha256": "hashing",
+    "import_ogb": "optional",
+    "peak_rss_mb": "memory",
+    "progress_bar": "progress",
+    "resolve_device": "device",
+    "rng_state": "rng",
+    "seed_everything": "rng",
+    "set_deterministic": "rng",
+    "set_rng_state": "rng",
+}
 
 __all__ = [
     "StopSignals",
@@ -27,3 +41,10 @@ __all__ = [
     "set_deterministic",
     "set_rng_state",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pointseg.runtime' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"pointseg.runtime.{module}"), name)

@@ -9,25 +9,17 @@ whole-room protocols of `pointseg.engine.s3dis_eval`.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from pointseg.data.areas import area_in
 from pointseg.data.augment import rotate_z
 from pointseg.errors import ConfigError, DataError, PointsegError
 from pointseg.tasks import register_task
 from pointseg.tasks.pointcloud import DataBundle, PointCloudTask, seeded_pick
-
-_AREA_RE = re.compile(r"Area_(\d+)")
-
-
-def area_of(room: str) -> int | None:
-    """`Area_5_office_1` → 5 (None when the name carries no area)."""
-    m = _AREA_RE.search(str(room))
-    return int(m.group(1)) if m else None
 
 
 class S3DISTask(PointCloudTask):
@@ -97,11 +89,11 @@ class S3DISTask(PointCloudTask):
             )
         full = S3DISBlocks(root, split="train")
         rooms = [str(r) for r in full.rooms]
-        areas = sorted({a for a in map(area_of, rooms) if a is not None})
+        areas = sorted({a for a in map(area_in, rooms) if a is not None})
         known = set(areas)
         test_list = root / "test" / "room_filelist.txt"
         if test_list.is_file():
-            known |= {a for a in map(area_of, test_list.read_text().split()) if a is not None}
+            known |= {a for a in map(area_in, test_list.read_text().split()) if a is not None}
         if cfg.cache is not None:
             known |= _cache_areas(Path(cfg.cache))
         if cfg.test_area not in known:
@@ -110,7 +102,7 @@ class S3DISTask(PointCloudTask):
                 + (f" or {cfg.cache}" if cfg.cache else "")
                 + f" (areas found: {', '.join(map(str, sorted(known))) or 'none'}); pick one with --test-area"
             )
-        train_idx = [i for i, r in enumerate(rooms) if area_of(r) != cfg.test_area]
+        train_idx = [i for i, r in enumerate(rooms) if area_in(r) != cfg.test_area]
         if not train_idx:
             raise DataError(
                 f"no training blocks outside test area {cfg.test_area} in {root} (areas found: "
@@ -219,7 +211,7 @@ def _cache_areas(cache: Path) -> set[int]:
             f"room cache {cache} cannot be read ({type(exc).__name__}: {exc}); rebuild it with "
             f"`pointseg prepare s3dis --raw <raw> --out {cache}` or drop --cache"
         ) from exc
-    return {a for a in (area_of(r["area"]) for r in rooms) if a is not None}
+    return {a for a in (area_in(r["area"]) for r in rooms) if a is not None}
 
 
 register_task(S3DISTask())

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from pointseg.data import blocks as B
 from pointseg.data.blocks import (
     S3DISBlocks,
     make_s3dis_blocks,
@@ -21,6 +20,7 @@ from pointseg.data.blocks import (
     room_to_blocks,
     write_blocks_h5,
 )
+from pointseg.data.blocks import make as B
 from pointseg.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -451,3 +451,21 @@ def test_real_rooms_end_to_end(tmp_path):
         assert entry["points"] - covered.sum() == stats[name]["dropped_points"]
         room = load_room(entry["path"])
         np.testing.assert_array_equal(test.labels[rows], room["label"][test.index[rows]])
+
+
+def test_read_blocks_manifest(tmp_path):
+    """The one reader of a block folder's manifest.json: None when absent or cut short."""
+    from pointseg.data.blocks import read_blocks_manifest
+
+    assert read_blocks_manifest(tmp_path / "nothing") is None
+    write_cache(tmp_path / "cache", ROOMS)
+    m = make_s3dis_blocks(
+        tmp_path / "cache", tmp_path / "out", split="test", num_point=64, progress=False
+    )
+    folder = tmp_path / "out" / "test"
+    assert read_blocks_manifest(folder) == json.loads(json.dumps(m))
+    assert read_blocks_manifest(folder)["params"]["num_point"] == 64
+    (folder / "manifest.json").write_text('{"params": ')  # a crash mid-write (pre-atomic copies)
+    assert read_blocks_manifest(folder) is None
+    (folder / "manifest.json").write_text("[1, 2]")
+    assert read_blocks_manifest(folder) is None

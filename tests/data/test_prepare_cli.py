@@ -15,13 +15,14 @@ import pytest
 from pointseg.cli import main
 from pointseg.data import s3dis
 from pointseg.data.s3dis import (
-    DataError,
     find_area_root,
     list_rooms,
     load_room,
     prepare_s3dis,
     read_index,
 )
+from pointseg.data.s3dis import prepare as s3dis_prepare
+from pointseg.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = ROOT / ".." / "shared" / "data" / "s3dis_raw"
@@ -219,7 +220,7 @@ def test_simulated_crash_leaves_no_partial_file(tmp_path, monkeypatch):
 
     # Interrupted run (Ctrl-C after the first room): the index already lists that room.
     monkeypatch.setattr(np, "savez", real_savez)
-    real_prepare = s3dis._prepare_room
+    real_prepare = s3dis_prepare._prepare_room
     calls = []
 
     def interrupt_second(task):
@@ -228,11 +229,11 @@ def test_simulated_crash_leaves_no_partial_file(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_prepare(task)
 
-    monkeypatch.setattr(s3dis, "_prepare_room", interrupt_second)
+    monkeypatch.setattr(s3dis_prepare, "_prepare_room", interrupt_second)
     with pytest.raises(KeyboardInterrupt):
         prepare_s3dis(raw, out, progress=False)
     assert [e["room"] for e in read_index(out)["rooms"]] == ["office_1"]
-    monkeypatch.setattr(s3dis, "_prepare_room", real_prepare)
+    monkeypatch.setattr(s3dis_prepare, "_prepare_room", real_prepare)
     result = prepare_s3dis(raw, out, progress=False)
     assert [e["room"] for e in result.skipped] == ["office_1"]
     assert sorted(e["room"] for e in result.done) == ["hallway_1", "office_2"]
@@ -246,7 +247,7 @@ def test_hard_kill_mid_write_then_resume(tmp_path):
     script = textwrap.dedent(
         f"""
         import os, numpy as np
-        from pointseg.data import s3dis
+        from pointseg.data.s3dis import prepare as s3dis_prepare
         real_savez, calls = np.savez, []
         def die_on_second(fh, **arrays):
             calls.append(1)
@@ -256,8 +257,8 @@ def test_hard_kill_mid_write_then_resume(tmp_path):
             fh.flush()
             os._exit(9)
         np.savez = die_on_second
-        s3dis.INDEX_WRITE_INTERVAL = 0.0  # index rewritten after every room
-        s3dis.prepare_s3dis({str(raw)!r}, {str(out)!r}, progress=False)
+        s3dis_prepare.INDEX_WRITE_INTERVAL = 0.0  # index rewritten after every room
+        s3dis_prepare.prepare_s3dis({str(raw)!r}, {str(out)!r}, progress=False)
         """
     )
     proc = subprocess.run(

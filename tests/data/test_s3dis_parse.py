@@ -21,6 +21,9 @@ from pointseg.data.s3dis import (
     parse_room,
     save_room,
 )
+from pointseg.data.s3dis import parse as s3dis_parse
+from pointseg.data.s3dis.issues import IssueLog
+from pointseg.errors import DataError
 
 RAW = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "s3dis_raw"
 REAL_ROOMS = {
@@ -115,7 +118,7 @@ def test_fast_parse_equals_loadtxt_on_real_files():
     needs_raw()
     for f in sorted(RAW.glob("Area_*/*/Annotations/*.txt"))[::3]:
         ref = np.loadtxt(f)
-        assert s3dis._fast_parse(f.read_bytes()) is not None  # clean files take the fast path
+        assert s3dis_parse._fast_parse(f.read_bytes()) is not None  # clean files take the fast path
         xyz, rgb, issues = parse_annotation_file(f)
         assert issues == []
         np.testing.assert_array_equal(xyz, ref[:, :3].astype(np.float32))
@@ -130,15 +133,15 @@ def test_fast_and_slow_paths_agree(tmp_path):
     )
     f = tmp_path / "wall_1.txt"
     f.write_bytes(buf)
-    assert s3dis._fast_parse(buf.replace(b"1e-3", b"0.001")) is not None
+    assert s3dis_parse._fast_parse(buf.replace(b"1e-3", b"0.001")) is not None
     xyz, rgb, issues = parse_annotation_file(f)  # 'e' -> slow path
     assert issues == []
-    values, numbers = s3dis._slow_parse(buf, s3dis._IssueLog("x"))
+    values, numbers = s3dis_parse._slow_parse(buf, IssueLog("x"))
     ref = np.loadtxt(io.BytesIO(buf))
     np.testing.assert_array_equal(values, ref)
     np.testing.assert_array_equal(numbers, np.arange(1, len(ref) + 1))
     np.testing.assert_array_equal(xyz, ref[:, :3].astype(np.float32))
-    fast_xyz, fast_rgb = s3dis._fast_parse(buf.replace(b"1e-3", b"0.001"))
+    fast_xyz, fast_rgb = s3dis_parse._fast_parse(buf.replace(b"1e-3", b"0.001"))
     np.testing.assert_array_equal(fast_xyz, xyz)
     np.testing.assert_array_equal(fast_rgb, rgb)
 
@@ -350,14 +353,14 @@ def test_save_and_load_room_roundtrip(tmp_path):
 def test_load_room_rejects_bad_files(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(s3dis.DataError, match="bad.npz"):
+    with pytest.raises(DataError, match="bad.npz"):
         load_room(bad)
     np.savez(tmp_path / "wrong.npz", xyz=np.zeros((4, 3), np.float64), rgb=np.zeros((4, 3), np.uint8),
              label=np.zeros(4, np.uint8), instance=np.zeros(4, np.int32))  # fmt: skip
-    with pytest.raises(s3dis.DataError, match=r"'xyz' is float64 \(4, 3\), expected float32"):
+    with pytest.raises(DataError, match=r"'xyz' is float64 \(4, 3\), expected float32"):
         load_room(tmp_path / "wrong.npz")
     np.savez(tmp_path / "short.npz", xyz=np.zeros((4, 3), np.float32))
-    with pytest.raises(s3dis.DataError, match="lacks"):
+    with pytest.raises(DataError, match="lacks"):
         load_room(tmp_path / "short.npz")
 
 
@@ -397,12 +400,12 @@ def test_hybrid_parse_equals_full_line_by_line(tmp_path, monkeypatch, seed):
     buf = b"\n".join(good) + (b"\n" if seed % 2 else b"")
 
     calls = []
-    real_split = s3dis._split_suspects
-    monkeypatch.setattr(s3dis, "_split_suspects", lambda b: calls.append(1) or real_split(b))
+    real_split = s3dis_parse._split_suspects
+    monkeypatch.setattr(s3dis_parse, "_split_suspects", lambda b: calls.append(1) or real_split(b))
     fast = parse_bytes(tmp_path, buf)
     if seed < 3:
         assert real_split(buf) is not None  # the hybrid path really handled it
-    monkeypatch.setattr(s3dis, "_split_suspects", lambda b: None)
+    monkeypatch.setattr(s3dis_parse, "_split_suspects", lambda b: None)
     slow = parse_bytes(tmp_path, buf)
     assert calls == [1]
     np.testing.assert_array_equal(fast[0], slow[0])
@@ -428,7 +431,7 @@ def test_big_file_with_one_nul_byte(tmp_path):
 def test_hybrid_with_bad_first_and_last_lines(tmp_path, final_newline):
     body = lines(50, seed=4)
     buf = b"1 2 3 4 5\x006\n" + body + b"7 8 9 10\x0011 12" + (b"\n" if final_newline else b"")
-    assert s3dis._split_suspects(buf) is not None
+    assert s3dis_parse._split_suspects(buf) is not None
     xyz, rgb, issues = parse_bytes(tmp_path, buf)
     ref = np.loadtxt(io.BytesIO(b"1 2 3 4 5 6\n" + body + b"7 8 9 10 11 12\n"))
     np.testing.assert_array_equal(xyz, ref[:, :3].astype(np.float32))
@@ -439,7 +442,7 @@ def test_hybrid_with_bad_first_and_last_lines(tmp_path, final_newline):
 @pytest.mark.parametrize("size", [1, 700, 5000])
 def test_chunks_cover_the_buffer_at_line_boundaries(size):
     buf = lines(300, seed=1)[:-1]  # no final newline
-    pieces = list(s3dis._chunks(buf, size))
+    pieces = list(s3dis_parse._chunks(buf, size))
     assert b"".join(buf[s:e] for s, e, _ in pieces) == buf
     for s, _, before in pieces:
         assert s == 0 or buf[s - 1 : s] == b"\n"
@@ -454,7 +457,7 @@ def test_chunked_parse_equals_one_chunk(tmp_path, monkeypatch, seed):
         good[pos] = CORRUPTIONS[rng.integers(len(CORRUPTIONS))]
     buf = b"\n".join(good) + b"\n"
     whole = parse_bytes(tmp_path, buf)
-    monkeypatch.setattr(s3dis, "_CHUNK_BYTES", 2000)  # ~50 chunks, some clean, some not
+    monkeypatch.setattr(s3dis_parse, "_CHUNK_BYTES", 2000)  # ~50 chunks, some clean, some not
     chunked = parse_bytes(tmp_path, buf)
     np.testing.assert_array_equal(whole[0], chunked[0])
     np.testing.assert_array_equal(whole[1], chunked[1])
@@ -468,15 +471,15 @@ def test_chunked_parse_equals_one_chunk(tmp_path, monkeypatch, seed):
 
 def test_big_clean_file_goes_chunk_by_chunk_through_the_fast_path(tmp_path, monkeypatch):
     clean = lines(1000, seed=12)
-    monkeypatch.setattr(s3dis, "_CHUNK_BYTES", 4096)
+    monkeypatch.setattr(s3dis_parse, "_CHUNK_BYTES", 4096)
     calls = []
-    real_fast = s3dis._fast_parse
-    monkeypatch.setattr(s3dis, "_fast_parse", lambda b: calls.append(len(b)) or real_fast(b))
-    monkeypatch.setattr(s3dis, "_slow_parse", None)  # would raise if used
+    real_fast = s3dis_parse._fast_parse
+    monkeypatch.setattr(s3dis_parse, "_fast_parse", lambda b: calls.append(len(b)) or real_fast(b))
+    monkeypatch.setattr(s3dis_parse, "_slow_parse", None)  # would raise if used
     xyz, rgb, issues = parse_bytes(tmp_path, clean)
     assert issues == []
     ref = np.loadtxt(io.BytesIO(clean))
     np.testing.assert_array_equal(xyz, ref[:, :3].astype(np.float32))
     np.testing.assert_array_equal(rgb, ref[:, 3:].astype(np.uint8))
-    assert len(calls) == len(list(s3dis._chunks(clean, 4096))) > 5
+    assert len(calls) == len(list(s3dis_parse._chunks(clean, 4096))) > 5
     assert max(calls) < 4096 + 100 and sum(calls) == len(clean)

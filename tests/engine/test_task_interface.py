@@ -243,6 +243,10 @@ def test_moved_modelnet_checkpoint_keeps_its_points_per_shape(tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(moved.parent), "--no-progress"]) == 0
     m = json.loads((moved.parent / "eval_modelnet40" / "metrics.json").read_text())
     assert m["num_points"] == 48 and "checkpoint" in m["num_points_source"]
+    assert m["sources"] == {
+        "data": "the checkpoint (meta.data.data)",
+        "num_points": "the checkpoint (meta.data.num_point)",
+    }
     assert m["protocols"]["classification"]["confusion"] and len(m["classes"]) == 40
     assert "48 points per shape from the checkpoint" in capsys.readouterr().out
     # An explicit --num-points wins, and says so.
@@ -271,6 +275,8 @@ def test_previous_layout_checkpoints_load_and_evaluate(tmp_path):
     m = evaluate_checkpoint(ckpt, progress=False, save_predictions=False)
     assert set(m["protocols"]) == {"block-sampled", "whole-room"}
     assert m["test_area"] == 5 and m["num_point"] == 64
+    assert m["sources"]["test_area"] == "the checkpoint (meta.data.test_area)"
+    assert m["sources"]["cache"] == "the checkpoint (meta.data.cache)"
     assert len(m["protocols"]["whole-room"]["rooms"]) == 1
 
     # A graph checkpoint as GraphTrainer wrote it: evaluates through the task registry.

@@ -305,9 +305,9 @@ def test_duplicated_points_same_parameter_gradients():
 @pytest.mark.parametrize("order", ["conv_act_norm", "conv_norm_act"])
 def test_many_chunks_and_workers_match_reference(monkeypatch, threads, order):
     """Tiny chunks (many of them) dealt to 1 or 2 workers: same results as the reference."""
-    import pointseg.nn.edge_conv as edge_conv
+    import pointseg.nn.edge_extreme as edge_extreme
 
-    monkeypatch.setattr(edge_conv, "_CHUNK_ELEMENTS", 7 * 6 * 12)  # 7 rows per chunk
+    monkeypatch.setattr(edge_extreme, "_CHUNK_ELEMENTS", 7 * 6 * 12)  # 7 rows per chunk
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -18,19 +18,15 @@ import numpy as np
 import pytest
 import torch
 
-from pointseg.nn import edge_conv
-from pointseg.nn.edge_conv import (
-    EdgeConv,
-    _extreme_stats_backward,
-    _extreme_stats_forward,
-    edge_extreme_stats,
-)
+from pointseg.nn import edge_extreme
+from pointseg.nn.edge_conv import EdgeConv, edge_extreme_stats
+from pointseg.nn.edge_extreme import extreme_stats_backward, extreme_stats_forward
 
 
 @pytest.fixture(autouse=True)
 def _native_built() -> None:
     """Skip only without a C compiler; a compiler and no extension means a stale install."""
-    if edge_conv._native_edge is None:
+    if edge_extreme._native_edge is None:
         if shutil.which("cc") is None:
             pytest.skip("no C compiler: the compiled EdgeConv kernel cannot be built")
         pytest.fail(
@@ -113,9 +109,9 @@ def test_native_matches_torch_body(monkeypatch, stats, slope, sgn, k, ties):
     g_mean, g_var = torch.randn(c, generator=gen), torch.randn(c, generator=gen)
     # chunk sizes: one chunk, uneven chunks over 2 and 3 workers, one row per chunk
     for elements, workers in ((1 << 20, 1), (7 * k * c, 2), (5 * k * c, 3), (1, 2)):
-        monkeypatch.setattr(edge_conv, "_CHUNK_ELEMENTS", elements)
+        monkeypatch.setattr(edge_extreme, "_CHUNK_ELEMENTS", elements)
         (ext, mean, var), (ext_t, mean_t, var_t) = _both(
-            _extreme_stats_forward, a, p, fidx, signs, stats, slope, workers
+            extreme_stats_forward, a, p, fidx, signs, stats, slope, workers
         )
         assert torch.equal(ext, ext_t), "ext must be bit-identical"
         if stats:
@@ -124,7 +120,7 @@ def test_native_matches_torch_body(monkeypatch, stats, slope, sgn, k, ties):
         else:
             assert mean is None and var is None
         (ga, gp), (ga_t, gp_t) = _both(
-            _extreme_stats_backward,
+            extreme_stats_backward,
             a,
             p,
             fidx,
@@ -149,13 +145,13 @@ def test_native_backward_partial_gradients(which):
     """Any subset of (g_ext, g_mean, g_var) may be None, as autograd passes them."""
     rows, c, k = 64, 8, 16
     a, p, fidx, signs = _inputs(rows, c, k, True, "mixed", seed=3)
-    ext, mean, _ = _extreme_stats_forward(a, p, fidx, signs, 2, 0.1)
+    ext, mean, _ = extreme_stats_forward(a, p, fidx, signs, 2, 0.1)
     gen = torch.Generator().manual_seed(1)
     g_ext = None if which in ("mean only", "var only", "stats only") else torch.randn(rows, c)
     g_mean = torch.randn(c, generator=gen) if which in ("mean only", "stats only") else None
     g_var = torch.randn(c, generator=gen) if which in ("var only", "stats only") else None
     (ga, gp), (ga_t, gp_t) = _both(
-        _extreme_stats_backward, a, p, fidx, ext, mean, g_ext, g_mean, g_var, 2, 0.1, 2
+        extreme_stats_backward, a, p, fidx, ext, mean, g_ext, g_mean, g_var, 2, 0.1, 2
     )
     _close(gp, gp_t, "grad_p")
     if which == "ext only":
@@ -187,8 +183,8 @@ def test_native_matches_float64_autograd(stats, slope):
     loss.backward()
 
     with _native(True):
-        ext, mean, var = _extreme_stats_forward(a, p, fidx, signs, stats, slope, 2)
-        ga, gp = _extreme_stats_backward(
+        ext, mean, var = extreme_stats_forward(a, p, fidx, signs, stats, slope, 2)
+        ga, gp = extreme_stats_backward(
             a,
             p,
             fidx,
@@ -244,7 +240,7 @@ def test_nan_propagates_like_torch():
     p[5, 3] = float("nan")
     a[7, 2] = float("nan")
     (ext, mean, var), (ext_t, mean_t, var_t) = _both(
-        _extreme_stats_forward, a, p, fidx, signs, 2, 0.0, 1
+        extreme_stats_forward, a, p, fidx, signs, 2, 0.0, 1
     )
     assert torch.equal(ext.isnan(), ext_t.isnan()) and ext.isnan().any()
     assert torch.equal(ext.nan_to_num(), ext_t.nan_to_num())
@@ -257,23 +253,23 @@ def test_fallback_for_float64_and_non_contiguous(monkeypatch):
     copied for the kernel and give the same results as the torch body."""
     rows, c, k = 48, 8, 8
     a, p, fidx, signs = _inputs(rows, c, k, True, "mixed", seed=9)
-    want = _extreme_stats_forward(a.double(), p.double(), fidx, signs.double(), 1, 0.0)
+    want = extreme_stats_forward(a.double(), p.double(), fidx, signs.double(), 1, 0.0)
 
     class _Forbidden:
         def __getattr__(self, name):
             raise AssertionError("the kernel must not be called for float64 inputs")
 
     with monkeypatch.context() as m:
-        m.setattr(edge_conv, "_native_edge", _Forbidden())
+        m.setattr(edge_extreme, "_native_edge", _Forbidden())
         with _native(True):
-            got = _extreme_stats_forward(a.double(), p.double(), fidx, signs.double(), 1, 0.0)
+            got = extreme_stats_forward(a.double(), p.double(), fidx, signs.double(), 1, 0.0)
     for x, y in zip(got, want, strict=True):
         assert x.dtype == torch.float64 and torch.equal(x, y)
 
     a_nc = torch.cat([a, a], 1)[:, ::2]  # (rows, c) views with stride 2
     p_nc = torch.cat([p, p], 1)[:, ::2]
     assert not a_nc.is_contiguous()
-    got, want = _both(_extreme_stats_forward, a_nc, p_nc, fidx, signs, 2, 0.2, 2)
+    got, want = _both(extreme_stats_forward, a_nc, p_nc, fidx, signs, 2, 0.2, 2)
     assert torch.equal(got[0], want[0])
     _close(got[1], want[1], "mean")
     _close(got[2], want[2], "var")
@@ -306,7 +302,7 @@ def _kernel_args(rows=8, c=4, k=3):
 
 
 def test_kernel_rejects_bad_buffers_with_clear_errors():
-    fwd, bwd = edge_conv._native_edge.forward, edge_conv._native_edge.backward
+    fwd, bwd = edge_extreme._native_edge.forward, edge_extreme._native_edge.backward
     a, p, fidx, ext, s1, s2, shift = _kernel_args()
     fwd(a, p, fidx, None, 1, 0.0, shift, 0, 8, ext, s1, s2)  # valid call
     assert np.array_equal(ext, p) and s1.tolist() == [24.0] * 4  # 8 rows × 3 edges of z = 1
@@ -356,7 +352,7 @@ def test_kernel_rejects_bad_buffers_with_clear_errors():
 def test_no_native_env_reaches_the_torch_body(monkeypatch):
     """POINTSEG_NO_NATIVE=1 is read at call time: the kernel is not touched."""
     calls = []
-    real = edge_conv._native_edge
+    real = edge_extreme._native_edge
 
     class _Spy:
         def forward(self, *args):
@@ -367,12 +363,12 @@ def test_no_native_env_reaches_the_torch_body(monkeypatch):
             calls.append("backward")
             return real.backward(*args)
 
-    monkeypatch.setattr(edge_conv, "_native_edge", _Spy())
+    monkeypatch.setattr(edge_extreme, "_native_edge", _Spy())
     a, p, fidx, signs = _inputs(16, 4, 4, False, "pos")
     with _native(False):
-        _extreme_stats_forward(a, p, fidx, signs, 1, 0.0)
+        extreme_stats_forward(a, p, fidx, signs, 1, 0.0)
     assert calls == []
     with _native(True):
-        ext, mean, _ = _extreme_stats_forward(a, p, fidx, signs, 1, 0.0)
-        _extreme_stats_backward(a, p, fidx, ext, mean, ext, mean, mean, 1, 0.0)
+        ext, mean, _ = extreme_stats_forward(a, p, fidx, signs, 1, 0.0)
+        extreme_stats_backward(a, p, fidx, ext, mean, ext, mean, mean, 1, 0.0)
     assert calls == ["forward", "backward"]

@@ -36,7 +36,7 @@ order), `writer` (file formats, atomic threaded writes), `areas` (`synth_s3dis`)
 
 from __future__ import annotations
 
-from pointseg.data.s3dis import CLASSES
+from pointseg.data.s3dis.classes import CLASSES
 from pointseg.data.synthetic.areas import room_plan, synth_s3dis
 from pointseg.data.synthetic.catalog import (
     BASE_DENSITY,

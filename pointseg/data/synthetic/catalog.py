@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pointseg.data.s3dis import CLASSES
+from pointseg.data.s3dis.classes import CLASSES
 
 CLASS_INDEX = {name: i for i, name in enumerate(CLASSES)}
 
