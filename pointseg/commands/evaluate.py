@@ -186,9 +186,11 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from pointseg.engine.evaluate import evaluate_checkpoint
+    from pointseg.engine.seeds import evaluate_seeds, is_seeds_parent
 
     _set_threads(args)
-    evaluate_checkpoint(
+    evaluate = evaluate_seeds if is_seeds_parent(args.checkpoint) else evaluate_checkpoint
+    evaluate(
         args.checkpoint,
         area=args.area,
         cache=args.cache,

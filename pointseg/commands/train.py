@@ -172,6 +172,18 @@ def _add_arguments(p: argparse.ArgumentParser, dataset: str) -> None:
     r = p.add_argument_group("runtime")
     r.add_argument("--seed", type=int)
     r.add_argument(
+        "--quick",
+        action="store_true",
+        help="graph tasks: the recipe's quick variant (small model, few epochs; ~1 min on a CPU "
+        "core; for smoke tests, not numbers); your flags and --set still win (pointseg.recipes)",
+    )
+    r.add_argument(
+        "--seeds",
+        metavar="N|LIST",
+        help="train one run per seed under one parent folder and write summary.json (mean ± std): "
+        "N = seeds --seed … --seed+N-1, or a list 0,1,2; rerun to resume (pointseg.engine.seeds)",
+    )
+    r.add_argument(
         "--deterministic",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -213,6 +225,10 @@ def config_from_args(args: argparse.Namespace):
     """The resolved TrainConfig for parsed `args` (on --resume, the run's config.yaml is the base)."""
     from pointseg.engine.train import load_run_config, resolve_config
 
+    if getattr(args, "quick", False):
+        from pointseg.recipes import apply_quick
+
+        apply_quick(args, _FLAG_KEYS)
     flags = {key: getattr(args, dest, None) for dest, key in _FLAG_KEYS.items()}
     if getattr(args, "knn", None):
         args.set = [*(args.set or []), f"model.knn={args.knn}"]
@@ -228,6 +244,10 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from pointseg.engine.train import TrainingInterrupted, train
 
+    if getattr(args, "seeds", None) is not None:
+        from pointseg.engine.seeds import run_seeds_cli
+
+        return run_seeds_cli(args, config_from_args)
     cfg = config_from_args(args)
     try:
         run_dir = train(cfg, resume=args.resume, overwrite=args.overwrite)

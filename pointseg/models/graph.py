@@ -41,7 +41,7 @@ from pointseg.errors import ConfigError
 from pointseg.nn.blocks import _GraphBlock
 
 GRAPH_LEVELS = ("node", "graph")
-GRAPH_CONVS = ("gen", "edge", "mr", "sage", "gin")
+GRAPH_CONVS = ("gen", "edge", "mr", "sage", "gin", "gcn")
 GRAPH_BLOCKS = ("res+", "res", "dense", "plain", "rev")
 NODE_ENCODERS = ("linear", "atom")
 EDGE_ENCODERS = ("none", "linear", "bond")

@@ -45,7 +45,7 @@ register_graph_model(
     task="graph",
     channels=256,
     num_layers=7,
-    dropout=0.2,
+    dropout=0.5,  # deep_gcns_torch ogbg_mol: the molhiv command leaves --dropout at 0.5
     node_encoder="atom",
     edge_encoder="bond",
     num_classes=1,
@@ -151,4 +151,19 @@ register_graph_model(
     dropout=0.0,
     in_channels=50,
     num_classes=121,
+)
+
+register_graph_model(
+    "gcn5_ogb",
+    "OGB's GCN baseline for molecules (examples/graphproppred/mol, --gnn gcn): 5 PyG GCNConv layers, "
+    "300 ch, BatchNorm, dropout 0.5, atom encoder, no virtual node, no edge features, mean pooling",
+    task="graph",
+    conv="gcn",
+    block="plain",
+    channels=300,
+    num_layers=5,
+    norm="batch",
+    dropout=0.5,
+    node_encoder="atom",
+    num_classes=1,
 )

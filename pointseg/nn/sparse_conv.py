@@ -13,7 +13,8 @@ and on that graph both paths compute the same function (tested, including BatchN
 which EdgeConv takes over all edges in both). Nodes without incoming edges aggregate to 0 (PyG's
 convention); the "mean" of SAGE divides by the in-degree (= k on a kNN graph).
 
-`SPARSE_CONV_REGISTRY` holds the names of `pointseg.nn.conv.CONV_REGISTRY` plus "gen" (GENConv).
+`SPARSE_CONV_REGISTRY` holds the names of `pointseg.nn.conv.CONV_REGISTRY` plus "gen" (GENConv)
+and "gcn" (PyG's GCNConv, for the classic GCN baselines).
 """
 
 from __future__ import annotations
@@ -91,7 +92,43 @@ class SparseGINConv(GINConv):
         return self.mlp(h)
 
 
+class SparseGCNConv(nn.Module):
+    r"""PyG's `GCNConv` (Kipf & Welling, 2017): :math:`H' = \hat D^{-1/2} (A + I) \hat D^{-1/2} H W + b`,
+    optionally followed by norm / act. Sparse graphs only (no dense twin); no edge features. Used
+    for the classic GCN baselines (Planetoid's 2-layer GCN, OGB's 5-layer molecule GCN)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        norm: str | None = None,
+        act: str | None = None,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        from torch_geometric.nn import GCNConv
+
+        from pointseg.nn.mlp import create_act, create_norm
+
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.conv = GCNConv(in_channels, out_channels, bias=bias)
+        self.norm = create_norm(norm, out_channels) if norm else None
+        self.act = create_act(act) if act else None
+
+    def reset_parameters(self) -> None:
+        self.conv.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        check_sparse_input(x, edge_index, self.in_channels, "SparseGCNConv")
+        h = self.conv(x, edge_index)  # (N, C_out)
+        if self.norm is not None:
+            h = self.norm(h)
+        return self.act(h) if self.act is not None else h
+
+
 SPARSE_CONV_REGISTRY: dict[str, type[nn.Module]] = {
+    "gcn": SparseGCNConv,
     "edge": SparseEdgeConv,
     "mr": SparseMRConv,
     "sage": SparseSAGEConv,

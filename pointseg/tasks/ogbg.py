@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from pointseg.errors import DataError
+from pointseg.recipes import OGBG_MOL
 from pointseg.runtime import import_ogb
 from pointseg.tasks import register_task
 from pointseg.tasks.graphs import GraphData, GraphLevelTask
@@ -145,15 +146,7 @@ class OGBMolTask(GraphLevelTask):
     def __init__(self, short: str) -> None:
         self.name = f"ogbg-{short}"
         self.description = f"OGB {self.name} molecular property prediction (official Evaluator)"
-        self.defaults = {
-            "model": "resgen_mol",
-            "epochs": 20,
-            "batch_size": 32,
-            "optimizer": "adam",
-            "lr": 1e-3,
-            "weight_decay": 0.0,
-            "scheduler": "none",
-        }
+        self.defaults = dict(OGBG_MOL)  # DeeperGCN's recipe: pointseg/recipes.py
         self._meta: dict | None = None
 
     def _info(self) -> dict:

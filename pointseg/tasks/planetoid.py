@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from pointseg.errors import DataError
+from pointseg.recipes import PLANETOID
 from pointseg.tasks import register_task
 from pointseg.tasks.graphs import GraphData, NodeTask
 
@@ -153,15 +154,7 @@ class PlanetoidTask(NodeTask):
     def __init__(self, name: str) -> None:
         self.name = name
         self.description = f"{NAMES[name]} citation graph, public split, node accuracy"
-        self.defaults = {
-            "model": "resgen_planetoid",
-            "epochs": 60,
-            "batch_size": 1,
-            "optimizer": "adam",
-            "lr": 0.01,
-            "weight_decay": 1e-3,
-            "scheduler": "none",
-        }
+        self.defaults = dict(PLANETOID[name])  # the recipe: pointseg/recipes.py
 
     def load(self, root: Path) -> GraphData:
         data = read_planetoid(root, self.name)

@@ -78,6 +78,8 @@ def test_cora_res_plus_gen_reaches_078_and_eval_prints_json(planetoid, tmp_path,
             "r",
             "--eval-every",
             "2",
+            "--epochs",
+            "60",  # the recipe's 200 epochs, cut to keep the test short
             "--no-tensorboard",
         ],
         capsys,
