@@ -25,6 +25,7 @@ setup(
         Extension(
             "pointseg._native._select",
             ["pointseg/_native/select.c"],
+            depends=["pointseg/_native/select_core.h", "pointseg/_native/select_rerank.h"],
             extra_compile_args=_FLAGS,
             optional=True,
         ),

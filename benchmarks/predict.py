@@ -29,9 +29,9 @@ Default run (a few minutes on 2 cores):
    the peaks are those of full runs; the times are not, and are not reported.
 
 `--knn-compare` runs only the streaming path, twice on the same scan, model, blocks and seeds:
-once with the kNN default (`--knn auto`: bf16 candidates + exact fp32 re-rank where this CPU has
-native bf16) and once with `--knn exact32`, interleaved with a repeat when `--repeats 2`; it
-reports `throughput_speedup` (default over exact32) and `agreement` (identical predictions).
+once with `--knn bf16` (or the path `--knn` names: bf16 candidates + exact fp32 re-rank) and once
+with `--knn exact32`, interleaved with a repeat when `--repeats 2`; it reports
+`throughput_speedup` (that path over exact32) and `agreement` (identical predictions).
 
 `--huge N` runs only the streaming path on a generated N-point scan under `--bound` with a small
 model (default `resgcn4_tiny_static`: the check is about memory, not about the network) and the
@@ -305,7 +305,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--points", type=int, default=150_000, help="scan of the full comparison")
+    ap.add_argument(
+        "--points", type=int, default=150_000, help="scan of the full comparison (0: skip it)"
+    )
     ap.add_argument(
         "--sizes",
         default="150000,600000",
@@ -375,6 +377,11 @@ def main() -> None:
 
         if args.knn_compare:
             knn_compare(args, tmp)
+            return
+        if not args.points:  # memory growth only
+            growth = memory_growth(args, tmp)
+            print(json.dumps({"benchmark": "predict-memory-growth", "model": args.model,
+                              "growth_batches": args.growth_batches, "memory_growth": growth}))  # fmt: skip
             return
         t = time.perf_counter()
         xyz, rgb = make_scan(args.points, seed=args.seed)
@@ -447,17 +454,18 @@ def memory_growth(args: argparse.Namespace, tmp: str) -> list[dict]:
 
 
 def knn_compare(args: argparse.Namespace, tmp: str) -> None:
-    """Streaming prediction with the kNN default vs --knn exact32: same scan, model, blocks, seeds."""
+    """Streaming prediction with --knn bf16 (or --knn) vs exact32: same scan, model, blocks, seeds."""
     t = time.perf_counter()
     xyz, rgb = make_scan(args.points, seed=args.seed)
     scan = f"{tmp}/scan.npz"
     np.savez(scan, xyz=xyz, rgb=rgb)
     print(f"scan: {len(xyz):,} points (generated in {time.perf_counter() - t:.1f} s); model "
           f"{args.model}, stride {args.stride} m, {args.num_point} points per block; streaming "
-          f"path, kNN default vs exact32, {args.repeats} run(s) each, interleaved", flush=True)  # fmt: skip
+          f"path, --knn {args.knn or 'bf16'} vs exact32, {args.repeats} run(s) each, interleaved",
+          flush=True)  # fmt: skip
     runs: dict[str, list[dict]] = {"default": [], "exact32": []}
     for rep in range(args.repeats):
-        for name, knn in (("default", args.knn), ("exact32", "exact32")):
+        for name, knn in (("default", args.knn or "bf16"), ("exact32", "exact32")):
             r = _spawn(args, "stream", scan, f"{tmp}/{name}.npy", knn=knn)
             runs[name].append(r)
             print(f"  {name:<8} run {rep + 1}: {r['seconds']:.1f} s ({r['points_per_s']:,.0f} "

@@ -3,8 +3,10 @@
 Setting (DESIGN §6): B=2 blocks × N=4096 points, 9 input channels, 13 classes, k=16, dilation
 d=i in block i, stochastic dilation on, train mode, `torch.set_num_threads(2)`.
 
-Variants, both built from `pointseg.models.create_model("resgcn28")` with the same seed:
-- ``ours``: the library model as is (fused EdgeConv, chunked kNN, split first head layer).
+Variants, all built from `pointseg.models.create_model("resgcn28")` with the same seed:
+- ``ours``: the library model as is (fused EdgeConv, the default kNN path ``auto``, split first
+  head layer); ``POINTSEG_KNN=bf16`` runs it with the bf16-candidate kNN (docs/knn.md).
+- ``exact32``: ``ours`` with ``--knn exact32`` (fp32 distance products).
 - ``reference``: the same model and weights emulating the original deep_gcns_torch code: every
   EdgeConv with ``fused=False`` (gather [h_i, h_j − h_i] → 1×1 conv → ReLU → BN → max), every
   kNN graph replaced by the naive full distance matrix ‖x‖² − 2xxᵀ + ‖x‖² + ``topk(k·d)`` then
@@ -113,6 +115,10 @@ def build(variant: str, model_name: str) -> nn.Module:
 
     torch.manual_seed(0)
     model = create_model(model_name)
+    if variant == "exact32":
+        from pointseg.graph.knn import set_knn_mode
+
+        set_knn_mode("exact32", force=True)
     if variant == "reference":
         for module in model.modules():
             if isinstance(module, EdgeConv):
@@ -226,7 +232,7 @@ def run_variant(args) -> dict:
         "peak_rss_mb": peak,
         "step_mem_mb": peak - baseline,
     }
-    if args.variant == "ours":
+    if args.variant in ("ours", "exact32"):
         result["breakdown_s"] = breakdown(model, opt, x, y)
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
@@ -240,7 +246,9 @@ def run_variant(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", choices=["ours", "reference"], help="run one variant here")
+    parser.add_argument(
+        "--variant", choices=["ours", "exact32", "reference"], help="run one variant here"
+    )
     parser.add_argument("--variants", default="ours,reference", help="variants to compare")
     parser.add_argument("--model", default="resgcn28")
     parser.add_argument("--batch", type=int, default=2)
@@ -284,10 +292,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<10} {r['median_s']:>9.2f} {steps:>18} {r['warmup_s']:>9.2f} "
             f"{r['step_mem_mb']:>8.0f} {r['peak_rss_mb']:>8.0f}"
         )
-    if "ours" in results and "breakdown_s" in results["ours"]:
-        print("\nours, one step broken down (wall clock):")
-        for key, val in results["ours"]["breakdown_s"].items():
-            print(f"  {key:<45} {val:7.2f} s")
+    for name in ("ours", "exact32"):
+        if name in results and "breakdown_s" in results[name]:
+            print(f"\n{name}, one step broken down (wall clock):")
+            for key, val in results[name]["breakdown_s"].items():
+                print(f"  {key:<45} {val:7.2f} s")
     summary: dict = {"model": args.model, "batch": args.batch, "points": args.points}
     for name, r in results.items():
         summary[f"{name}_s"] = round(r["median_s"], 3)
@@ -302,6 +311,17 @@ def main(argv: list[str] | None = None) -> int:
             f"\nspeedup {summary['speedup']:.2f}x wall (target >= 5), "
             f"{summary['cpu_speedup']:.2f}x CPU time, "
             f"memory ratio {summary['memory_ratio']:.3f} (target <= 0.25)"
+        )
+    if {"ours", "exact32"} <= results.keys():
+        ours, e32 = results["ours"], results["exact32"]
+        summary["speedup_vs_exact32"] = round(e32["median_s"] / ours["median_s"], 3)
+        summary["cpu_speedup_vs_exact32"] = round(e32["cpu_median_s"] / ours["cpu_median_s"], 3)
+        summary["memory_ratio_vs_exact32"] = round(ours["step_mem_mb"] / e32["step_mem_mb"], 3)
+        kn = ours["breakdown_s"]["forward knn"], e32["breakdown_s"]["forward knn"]
+        print(
+            f"default kNN path vs exact32: step {summary['speedup_vs_exact32']:.2f}x wall, "
+            f"{summary['cpu_speedup_vs_exact32']:.2f}x CPU, forward kNN {kn[1]:.2f} s -> "
+            f"{kn[0]:.2f} s, step memory ratio {summary['memory_ratio_vs_exact32']:.3f}"
         )
     print(json.dumps(summary))
     return 0

@@ -18,6 +18,11 @@ Definitions (per class c; TP = M[c, c], FN = row sum − TP, FP = column sum −
   mean and shown as NaN / "—" in tables. A class present in the target but never predicted has
   IoU 0 and counts; a class predicted but absent from the target also has IoU 0 and counts.
 
+- mIoU (GT classes) = mean of IoU_c over classes present in the *target* only. When a model
+  predicts a class that a small test set does not contain (a converted Area-5 model scored on two
+  rooms, say), that class has IoU 0 and drags mIoU down; this variant, the one most papers' tables
+  on a single room use, leaves it out. Both are reported; mIoU is the headline.
+
 Pooling over folds sums the matrices, which is *not* the mean of the per-fold mIoUs
 (`mean_of_mious` gives the latter, for comparison only).
 """
@@ -230,6 +235,11 @@ class ConfusionMatrix:
         i = self.iou()
         return float(np.nanmean(i)) if np.any(~np.isnan(i)) else float("nan")
 
+    def miou_gt(self) -> float:
+        """Mean IoU over classes present in the target (support > 0); see module docstring."""
+        i = self.iou()[self.support > 0]
+        return float(i.mean()) if i.size else float("nan")
+
     def present(self) -> np.ndarray:
         """Bool mask of classes counted in mIoU (TP + FP + FN > 0)."""
         return self.union() > 0
@@ -257,6 +267,8 @@ class ConfusionMatrix:
             "miou": f(self.miou()),
             "points": self.total,
             "classes_in_miou": int(self.present().sum()),
+            "miou_gt": f(self.miou_gt()),
+            "classes_in_target": int((self.support > 0).sum()),
             "per_class": {
                 names[c]: {
                     "iou": f(iou[c]),

@@ -49,6 +49,10 @@ def test_quick_demo_writes_the_complete_report(tmp_path, capsys):
         "confusion_resgcn5.png",
     ):
         assert f"]({image})" in md
+    # the browser comparison: one self-contained page, linked from the report
+    page = (out / "comparison.html").read_text()
+    assert 'id="pointseg-data">' in page and plain in page and res in page
+    assert "](comparison.html)" in md
     summary = json.loads((out / "demo.json").read_text())
     for label in (plain, res):
         m = summary["models"][label]

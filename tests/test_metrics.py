@@ -77,6 +77,19 @@ def test_absent_and_never_predicted_classes_by_hand():
     d = cm.as_dict(["a", "b", "c", "d"])
     assert d["per_class"]["d"]["iou"] is None and d["per_class"]["a"]["union"] == 3
     assert d["classes_in_miou"] == 3
+    # GT classes only: class 2 (predicted, absent from the target) leaves the mean
+    assert cm.miou_gt() == pytest.approx((2 / 3 + 0) / 2)
+    assert d["miou_gt"] == pytest.approx(cm.miou_gt()) and d["classes_in_target"] == 2
+
+
+def test_miou_gt_equals_sklearn_over_target_labels():
+    rng = np.random.default_rng(3)
+    target = rng.integers(0, 5, 500)  # classes 5..7 never in the target
+    pred = rng.integers(0, 8, 500)
+    cm = ConfusionMatrix(8).update(pred, target)
+    ref = jaccard_score(target, pred, labels=np.unique(target), average="macro")
+    assert cm.miou_gt() == pytest.approx(ref, abs=1e-12)
+    assert cm.miou_gt() > cm.miou()  # the predicted-only classes (IoU 0) are left out
 
 
 def test_ignore_index_and_errors():

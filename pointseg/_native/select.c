@@ -122,47 +122,49 @@ fail:
 }
 
 
-/* select_rerank(dots, x, sq, ea, eb, row0, ranks, out, mfac) -> (fallback rows, re-ranked
- * candidates, retried rows): see select_rerank.h. dots (R, N) bf16 bits (int16 view) of rows
- * row0 .. row0 + R - 1, x (N, C) float32, sq (N,) float32; the score error bound of row i and
- * column j is ea[i] + eb * |dots[i, j]| (ea (N,) float64); ranks (k,) int64, out (R, k) int64. */
+/* select_rerank(dots, x, sq, norm, rho, ea, ep, eq, eb, row0, ranks, out, mfac) -> (fallback
+ * rows, re-ranked candidates, retried rows): see select_rerank.h. dots (R, N) bf16 bits (int16
+ * view) of rows row0 .. row0 + R - 1, x (N, C) float32, sq / norm / rho (N,) float32; the score
+ * error bound of row i and column j is ea[i] + ep[i] norm[j] + eq[i] rho[j] + eb |dots[i, j]|
+ * (ea / ep / eq (N,) float64); ranks (k,) int64, out (R, k) int64. */
 static PyObject *select_rerank(PyObject *self, PyObject *args) {
-    PyObject *dobj, *xobj, *sqobj, *eobj, *robj, *oobj;
+    PyObject *dobj, *xobj, *sqobj, *nobj, *rhobj, *eobj, *pobj, *qobj, *robj, *oobj;
     Py_ssize_t row0;
     double mfac, eb;
-    if (!PyArg_ParseTuple(args, "OOOOdnOOd:select_rerank", &dobj, &xobj, &sqobj, &eobj, &eb,
-                          &row0, &robj, &oobj, &mfac))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOdnOOd:select_rerank", &dobj, &xobj, &sqobj, &nobj,
+                          &rhobj, &eobj, &pobj, &qobj, &eb, &row0, &robj, &oobj, &mfac))
         return NULL;
-    Py_buffer v[6];
-    PyObject *objs[6] = {dobj, xobj, sqobj, eobj, robj, oobj};
-    const char *names[6] = {"dots", "x", "sq", "err", "ranks", "out"};
-    const int nd[6] = {2, 2, 1, 1, 1, 2};
-    const char kinds[6] = {'h', 'f', 'f', 'd', 'i', 'i'};
-    const Py_ssize_t size[6] = {2, 4, 4, 8, 8, 8};
+    enum { NB = 10 };
+    Py_buffer v[NB];
+    PyObject *objs[NB] = {dobj, xobj, sqobj, robj, oobj, nobj, rhobj, eobj, pobj, qobj};
+    const char *names[NB] = {"dots", "x", "sq", "ranks", "out", "norm", "rho", "ea", "ep", "eq"};
+    const int nd[NB] = {2, 2, 1, 1, 2, 1, 1, 1, 1, 1};
+    const char kinds[NB] = {'h', 'f', 'f', 'i', 'i', 'f', 'f', 'd', 'd', 'd'};
+    const Py_ssize_t size[NB] = {2, 4, 4, 8, 8, 4, 4, 8, 8, 8};
     int got = 0;
-    for (; got < 6; got++)
-        if (get_buffer(objs[got], &v[got], got == 5, names[got], nd[got], kinds[got],
+    for (; got < NB; got++)
+        if (get_buffer(objs[got], &v[got], got == 4, names[got], nd[got], kinds[got],
                        size[got]) < 0)
             break;
     PyObject *result = NULL;
-    if (got < 6) goto done;
-    Py_ssize_t rows = v[0].shape[0], n = v[0].shape[1], c = v[1].shape[1], nr = v[4].shape[0];
-    const int64_t *ranks = (const int64_t *)v[4].buf;
+    if (got < NB) goto done;
+    Py_ssize_t rows = v[0].shape[0], n = v[0].shape[1], c = v[1].shape[1], nr = v[3].shape[0];
+    const int64_t *ranks = (const int64_t *)v[3].buf;
     int64_t kmax = 0;
     int bad = nr == 0 || n > INT32_MAX || v[1].shape[0] != n || v[2].shape[0] != n ||
-              v[3].shape[0] != n || v[5].shape[0] != rows || v[5].shape[1] != nr || row0 < 0 ||
-              row0 + rows > n || c < 1;
+              v[4].shape[0] != rows || v[4].shape[1] != nr || row0 < 0 || row0 + rows > n || c < 1;
+    for (int q = 5; q < NB; q++) bad = bad || v[q].shape[0] != n;
     for (Py_ssize_t j = 0; j < nr && !bad; j++) {
         if (ranks[j] < 0 || ranks[j] >= n) bad = 1;
         if (ranks[j] + 1 > kmax) kmax = ranks[j] + 1;
     }
     if (bad) {
         PyErr_Format(PyExc_ValueError,
-                     "select_rerank: need dots (R, N), x (N, C), sq (N,), err (N,), rows row0 + R "
-                     "<= N, ranks (k,) in [0, N) with k >= 1, out (R, k); got dots (%zd, %zd), x "
-                     "(%zd, %zd), sq (%zd,), err (%zd,), row0 %zd, %zd ranks, out (%zd, %zd)",
-                     rows, n, v[1].shape[0], c, v[2].shape[0], v[3].shape[0], row0, nr,
-                     v[5].shape[0], v[5].shape[1]);
+                     "select_rerank: need dots (R, N), x (N, C), sq / norm / rho / ea / ep / eq "
+                     "(N,), rows row0 + R <= N, ranks (k,) in [0, N) with k >= 1, out (R, k); got "
+                     "dots (%zd, %zd), x (%zd, %zd), sq (%zd,), row0 %zd, %zd ranks, out (%zd, %zd)",
+                     rows, n, v[1].shape[0], c, v[2].shape[0], row0, nr, v[4].shape[0],
+                     v[4].shape[1]);
         goto done;
     }
     Scratch w;
@@ -190,10 +192,13 @@ static PyObject *select_rerank(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < n; j++) iota[j] = (int32_t)j;
     const uint16_t *d = (const uint16_t *)v[0].buf;
     const float *x = (const float *)v[1].buf, *sq = (const float *)v[2].buf;
-    const double *err = (const double *)v[3].buf;
-    int64_t *out = (int64_t *)v[5].buf;
+    const float *nrm = (const float *)v[5].buf, *rho = (const float *)v[6].buf;
+    const double *ea = (const double *)v[7].buf, *ep = (const double *)v[8].buf;
+    const double *eq = (const double *)v[9].buf;
+    int64_t *out = (int64_t *)v[4].buf;
     for (Py_ssize_t i = 0; i < rows; i++)
-        rerank_row(d + i * n, x, sq, (int)n, (int)c, row0 + i, err[row0 + i], eb, mfac, (int)kmax,
+        rerank_row(d + i * n, x, sq, nrm, rho, (int)n, (int)c, row0 + i, ea[row0 + i],
+                   ep[row0 + i], eq[row0 + i], eb, mfac, (int)kmax,
                    ranks, (int)nr, out + i * nr, &w, srow, iota, &st);
     Py_END_ALLOW_THREADS;
     scratch_free(&w);
@@ -212,7 +217,8 @@ static PyMethodDef methods[] = {
      "row i (ascending; ties by lower column). scores (R, N) float32, ranks (k,) int64, out "
      "(R, k) int64; all C-contiguous. Releases the GIL."},
     {"select_rerank", select_rerank, METH_VARARGS,
-     "select_rerank(dots, x, sq, ea, eb, row0, ranks, out, mfac) -> (fallback_rows, candidates, "
+     "select_rerank(dots, x, sq, norm, rho, ea, ep, eq, eb, row0, ranks, out, mfac) -> "
+     "(fallback_rows, candidates, "
      "retries): "
      "exact k-nearest ranks from bf16 dot products with an fp32 re-rank and a per-row proof "
      "(select_rerank.h). Releases the GIL."},

@@ -2,24 +2,23 @@
  *
  * Input per row i (global point `self`): the bf16 dot products d_j ~ <x_i, x_j> of the centred
  * features (one bf16 GEMM row), the float32 features x (N, C), squared norms sq_j = ||x_j||^2 and
- * an error bound e >= |s~_j - s^_j| for every j, where
+ * a bound |s~_j - s^_j| <= e_j = ea + ep ||x_j|| + eq rho_j + eb |d_j| for every j (rho_j =
+ * ||bf16(x_j) - x_j||), where
  *     s~_j = sq_j - 2 d_j                  (approximate score, from the bf16 GEMM), and
  *     s^_j = sq_j - 2 dot32(x_i, x_j)      (the exact fp32 score this path ranks by).
- * The caller derives e from ||x_i||, max_j ||x_j|| and the unit roundoffs (pointseg.graph.bf16).
+ * The caller derives ea, eb (pointseg.graph.bf16.score_error_bound; docs/knn.md).
  *
- *  1. lower bounds lb_j = s~_j - e <= s^_j for the whole row (self = -inf);
- *  2. t = a sampled upper estimate of the kmax-th smallest lb (sample rank m*mu + 2 sigma; a
- *     second try at + 5 sigma) + 2e, S = {j : lb_j <= t} (the AVX2 collect);
- *  3. t* = the kmax-th smallest lb in S (quickselect) + 2e, S* = {j in S : lb_j <= min(t, t*)}:
- *     the kmax smallest lb and the band in which bf16 rounding can reorder them;
- *  4. s^_j for j in S* (fp32 dots, four candidates at a time, a fixed summation order), then only
+ *  1. t = an upper estimate (sample_upper) of the m*mu + 2 sigma-th smallest of 256 strided
+ *     upper bounds ub_j = s~_j + e_j: the kmax-th smallest ub is >= the kmax-th smallest s^;
+ *  2. S = {j : lb_j = s~_j - e_j <= t} (AVX-512: 16 bf16 at a time, register compress), self out;
+ *  3. s^_j for j in S (fp32 dots, four candidates at a time, a fixed summation order), then only
  *     the wanted ranks of the stable (s^_j, j) order (bucket_select: a dilated graph wants k of
- *     the k*d) and v = the kmax-th smallest s^ in S*;
- *  5. proof: every j outside S* has lb_j > min(t, t*), and s^_j >= lb_j. If v <= min(t, t*), no
- *     point outside S* is among the kmax nearest by s^ or ties with the kmax-th, so the ranks
- *     read from S* are those of the full (s^, column) order: ties by column, self first (-inf);
- *  6. otherwise (after the second sample try, or |S| > N/2, or N too small for the sample) the
- *     row falls back to the exact fp32 row s^_j for every j and select_row: every row is exact.
+ *     the k*d) and v = the kmax-th smallest s^ in S;
+ *  4. proof: every j outside S has s^_j >= lb_j > t. If v <= t, no point outside S is among the
+ *     kmax nearest by s^ or ties with the kmax-th, so the ranks read from S are those of the full
+ *     (s^, column) order: ties by column, self first;
+ *  5. otherwise one retry at + 5 sigma; then (or |S| > N/2, or N too small for the sample) the row
+ *     falls back to the exact fp32 row s^_j for every j and select_row: every row is exact.
  */
 #ifndef POINTSEG_SELECT_RERANK_H
 #define POINTSEG_SELECT_RERANK_H
@@ -66,6 +65,9 @@ AVX512_TARGET static void scores_avx512(const float *xi, const float *x, const f
     __mmask16 tail = (__mmask16)((1u << rem) - 1u);
     int q = 0;
     for (; q + 4 <= m; q += 4) {
+        if (q + 12 <= m) /* rows of the candidates two steps ahead: random rows, from L2 */
+            for (int p = 8; p < 12; p++)
+                for (int o = 0; o < c; o += 16) _mm_prefetch((const char *)(x + (size_t)col[q + p] * c + o), _MM_HINT_T0);
         const float *a0 = x + (size_t)col[q] * c, *a1 = x + (size_t)col[q + 1] * c;
         const float *a2 = x + (size_t)col[q + 2] * c, *a3 = x + (size_t)col[q + 3] * c;
         __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
@@ -105,10 +107,12 @@ AVX512_TARGET static void scores_avx512(const float *xi, const float *x, const f
 
 /* S = {j : lb_j <= t}, lb_j = sq_j - 2 d~_j - (a + b |d~_j|), 16 at a time (bf16 -> fp32 is a
  * 16-bit shift), hit columns compress-stored in column order; returns |S|. */
-AVX512_TARGET static int collect_lb_avx512(const uint16_t *d, const float *sq, int n, float a,
-                                           float b, float t, int32_t *col) {
+AVX512_TARGET static int collect_lb_avx512(const uint16_t *d, const float *sq, const float *nr,
+                                           const float *rh, int n, float a, float b, float p,
+                                           float q, float t, int32_t *col) {
     int j = 0, c = 0;
     __m512 m2 = _mm512_set1_ps(-2.0f), av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b);
+    __m512 pv = _mm512_set1_ps(p), qv = _mm512_set1_ps(q);
     __m512 tv = _mm512_set1_ps(t);
     __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (; j + 16 <= n; j += 16) {
@@ -116,6 +120,8 @@ AVX512_TARGET static int collect_lb_avx512(const uint16_t *d, const float *sq, i
         __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
         __m512 st = _mm512_fmadd_ps(m2, v, _mm512_loadu_ps(sq + j));
         __m512 e = _mm512_fmadd_ps(bv, _mm512_abs_ps(v), av);
+        e = _mm512_fmadd_ps(pv, _mm512_loadu_ps(nr + j), e);
+        e = _mm512_fmadd_ps(qv, _mm512_loadu_ps(rh + j), e);
         __mmask16 k = _mm512_cmp_ps_mask(_mm512_sub_ps(st, e), tv, _CMP_LE_OQ);
         /* branch-free: compress the hit lanes in a register, store all 16, advance by the
          * count (col has room for n + 16) */
@@ -125,7 +131,7 @@ AVX512_TARGET static int collect_lb_avx512(const uint16_t *d, const float *sq, i
     }
     for (; j < n; j++) {
         float v = bf16_to_f32(d[j]);
-        float lb = (sq[j] - 2.0f * v) - (a + b * fabsf(v));
+        float lb = (sq[j] - 2.0f * v) - (a + b * fabsf(v) + p * nr[j] + q * rh[j]);
         col[c] = j;
         c += lb <= t;
     }
@@ -179,15 +185,50 @@ static void exact_scores(const float *xi, const float *x, const float *sq, const
     scores_scalar(xi, x, sq, col, m, c, v);
 }
 
-static int collect_lb(const uint16_t *d, const float *sq, int n, float a, float b, float t,
-                      int32_t *col) {
+/* An upper estimate of the r-th smallest (0-based) of the SAMPLE finite-or--inf values v: one
+ * 64-bucket histogram (linear in value, so bucket order is value order), t = the largest sample
+ * in the bucket holding rank r. Always >= the r-th smallest; +inf if fewer than r + 1 finite. */
+static float sample_upper(const float *v, int r) {
+    float lo = INFINITY, hi = -INFINITY;
+    int below = 0;
+    for (int i = 0; i < SAMPLE; i++) {
+        float x = v[i];
+        below += x == -INFINITY;
+        if (x != -INFINITY) {
+            lo = x < lo ? x : lo;
+            hi = x > hi ? x : hi;
+        }
+    }
+    r -= below;
+    if (r < 0) return -INFINITY;
+    if (r >= SAMPLE - below || !(hi < INFINITY)) return INFINITY;
+    float scale = hi > lo ? (SAMPLE_BUCKETS - 1) / (hi - lo) : 0.0f;
+    if (!(scale < INFINITY)) scale = 0.0f;
+    int count[SAMPLE_BUCKETS] = {0};
+    unsigned char bk[SAMPLE];
+    for (int i = 0; i < SAMPLE; i++) {
+        float x = v[i];
+        float f = x == -INFINITY ? -1.0f : (x - lo) * scale;
+        int b = f < 0.0f ? 0 : (f < (float)(SAMPLE_BUCKETS - 1) ? (int)f : SAMPLE_BUCKETS - 1);
+        bk[i] = (unsigned char)(x == -INFINITY ? 255 : b);
+        count[b] += x != -INFINITY;
+    }
+    int b = 0, cum = 0;
+    while (cum + count[b] <= r) cum += count[b++];
+    float t = -INFINITY;
+    for (int i = 0; i < SAMPLE; i++) t = bk[i] == b && v[i] > t ? v[i] : t;
+    return t;
+}
+
+static int collect_lb(const uint16_t *d, const float *sq, const float *nr, const float *rh, int n,
+                      float a, float b, float p, float q, float t, int32_t *col) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (have_avx512) return collect_lb_avx512(d, sq, n, a, b, t, col);
+    if (have_avx512) return collect_lb_avx512(d, sq, nr, rh, n, a, b, p, q, t, col);
 #endif
     int c = 0;
     for (int j = 0; j < n; j++) {
         float v = bf16_to_f32(d[j]);
-        float lb = (sq[j] - 2.0f * v) - (a + b * fabsf(v));
+        float lb = (sq[j] - 2.0f * v) - (a + b * fabsf(v) + p * nr[j] + q * rh[j]);
         col[c] = j;
         c += lb <= t;
     }
@@ -290,29 +331,31 @@ static inline float round_up(double v) {
 }
 
 /* One row; buf (n + 16 floats) and iota (0..n-1) are scratch. See the header comment. */
-static void rerank_row(const uint16_t *d, const float *x, const float *sq, int n, int c,
-                       int64_t self, double ea, double eb, double mfac, int kmax,
+static void rerank_row(const uint16_t *d, const float *x, const float *sq, const float *nrm,
+                       const float *rh, int n, int c, int64_t self, double ea, double ep,
+                       double eq, double eb, double mfac, int kmax,
                        const int64_t *ranks, int nr, int64_t *out, Scratch *w, float *buf,
                        int32_t *iota, RerankStats *st) {
-    float a = round_up(ea), b = round_up(eb);
+    float a = round_up(ea), b = round_up(eb), p = round_up(ep), q = round_up(eq);
     if (!((int64_t)kmax * 4 <= n && n >= 4 * SAMPLE)) goto fallback;
     double mu = (double)kmax * SAMPLE / n;
     /* upper bounds ub_j = s~_j + e_j >= s^_j of a strided sample: their kmax-th smallest is
      * >= the kmax-th smallest s^, which the threshold must reach */
     float smp[SAMPLE];
     int stride = n / SAMPLE;
-    for (int q = 0; q < SAMPLE; q++) {
-        int j = q * stride;
+    for (int i = 0; i < SAMPLE; i++) {
+        int j = i * stride;
         float v = bf16_to_f32(d[j]);
-        smp[q] = j == self ? -INFINITY : (sq[j] - 2.0f * v) + (a + b * fabsf(v));
+        smp[i] = j == self ? -INFINITY
+                           : (sq[j] - 2.0f * v) + (a + b * fabsf(v) + p * nrm[j] + q * rh[j]);
     }
     for (int attempt = 0; attempt < 2; attempt++) {
         double sig = attempt == 0 ? 2.0 : 5.0;
         int r = (int)(mfac * mu + sig * sqrt(mu) + 2.0);
         if (r >= SAMPLE) goto fallback;
-        float t = sample_threshold(smp, SAMPLE, r); /* sample_threshold copies smp */
+        float t = sample_upper(smp, r);
         if (!(t < INFINITY)) goto fallback;
-        int cnt = collect_lb(d, sq, n, a, b, t, w->col);
+        int cnt = collect_lb(d, sq, nrm, rh, n, a, b, p, q, t, w->col);
         if (cnt > n / 2) goto fallback;
         /* self is first in every path (-inf): take it out of S, keep column order */
         int m = 0;

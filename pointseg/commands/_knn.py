@@ -11,9 +11,9 @@ def add_knn_argument(parser) -> None:
     """``--knn {auto,exact32,bf16}``."""
     parser.add_argument(
         "--knn", choices=KNN_CHOICES, default=None,
-        help="exact kNN path: auto (bf16 candidates + exact fp32 re-rank where measured faster: "
-        "CPUs with native bf16, CUDA), exact32 (fp32 distance products, the path before) or bf16 "
-        "(wherever it can run); default: the model config's `knn` (auto)",
+        help="exact kNN path: exact32 (fp32 distance products), bf16 (bf16 candidates, exact fp32 "
+        "re-rank, per-row proof; docs/knn.md) or auto (the one measured faster: exact32 on the "
+        "CPUs measured so far); default: the model config's `knn` (auto)",
     )  # fmt: skip
 
 

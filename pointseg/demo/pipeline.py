@@ -52,6 +52,10 @@ def _picture(path: Path, predictions: dict[str, Path], title: str) -> None:
     scene = load_scene(list(predictions.values()), names=list(predictions), print_fn=None)
     scene.title = title
     render_static(path=path, scene=scene, view="top", hide_ceiling=True, point_size=5.0)
+    # the same comparison to turn around in any browser, offline (`pointseg view --export-html`)
+    from visualize.web_page import export_html
+
+    export_html(scene, path.with_suffix(".html"))
 
 
 def run_demo(

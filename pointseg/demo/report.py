@@ -195,6 +195,10 @@ def report_markdown(
         "",
         "![comparison](comparison.png)",
         "",
+        "Interactive, in any browser (one self-contained file, works offline): "
+        "[comparison.html](comparison.html) — colourings, class isolation, per-class IoU, "
+        "keys as in `pointseg view`.",
+        "",
         "## Confusion matrices (row-normalised, whole-room)",
         "",
     ]

@@ -110,7 +110,9 @@ def format_class_table(
     ]
     summary = (
         f"OA {fmt_pct(cm.oa(), digits)}  mAcc {fmt_pct(cm.macc(), digits)}  "
-        f"mIoU {fmt_pct(cm.miou(), digits)}  ({cm.total} points)"
+        f"mIoU {fmt_pct(cm.miou(), digits)}  "
+        f"(GT classes: {fmt_pct(cm.miou_gt(), digits)} over {int((cm.support > 0).sum())})  "
+        f"({cm.total} points)"
     )
     return _render(header, rows, markdown) + "\n" + summary
 

@@ -62,8 +62,8 @@ __all__ = [
 METHODS = ("auto", "topk", "partition", "native", "bf16")
 # Which exact path ``method="auto"`` takes (set by ``--knn``, a model's config, or the
 # ``POINTSEG_KNN`` environment variable): "auto" = the bf16-candidate path (pointseg.graph.bf16)
-# where it was measured faster, else "exact32"; "exact32" = the fp32 paths below; "bf16" = the
-# bf16-candidate path wherever it can run (tests, A/B runs).
+# where it was measured faster (nowhere yet: see AUTO_BF16), else "exact32"; "exact32" = the fp32
+# paths below; "bf16" = the bf16-candidate path wherever it can run (tests, A/B runs).
 KNN_MODES = ("auto", "exact32", "bf16")
 
 try:  # the compiled selection kernel (optional: setup.py builds it when a C compiler exists)
@@ -120,11 +120,18 @@ def knn_mode(mode: str | None, *, weak: bool = False):
         set_knn_mode(prev)
 
 
-# The bf16 path wins where the distance product is a large share of the work: rows of >= 1024
-# points (the compiled kernel's sampled threshold) and >= 16 channels (with xyz, C = 3, the
-# bf16 error band is wider than neighbour gaps and most rows would fall back).
+# Whether "auto" may take the bf16 path at all. Measured (docs/knn.md): on ResGCN-28's real layer
+# features the neighbour gaps fall below bf16's resolution of ‖x‖² as depth grows (feature norms
+# grow ~10⁴× over 27 residual blocks), the proven candidate sets grow to > N/2 and most deep rows
+# fall back to fp32: a whole ResGCN-28 forward was 0.67× as fast (kNN CPU time, interleaved A/B).
+# So "auto" stays on exact32; the rule below says where bf16 would be tried once a kernel wins.
+AUTO_BF16 = False
+# auto's bf16 rule: rows of >= 1024 points (the kernel's sampled threshold), >= 16 channels (with
+# xyz, C = 3, the bf16 band is wider than the neighbour gaps) and k·d >= 64 (below, the re-rank
+# kernel's fixed per-row work cost more than the halved distance product saved).
 _BF16_MIN_N = 1024
 _BF16_MIN_C = 16
+_BF16_MIN_KMAX = 64
 
 
 def bf16_selected(x: Tensor, kmax: int, method: str = "auto") -> bool:
@@ -133,10 +140,12 @@ def bf16_selected(x: Tensor, kmax: int, method: str = "auto") -> bool:
         return x.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
     if method != "auto" or _mode == "exact32" or x.dtype == torch.float64:
         return False
+    if _mode == "auto" and not AUTO_BF16:
+        return False
     N, C = x.shape[1], x.shape[2]
     if _mode == "bf16":
         return True
-    if N < _BF16_MIN_N or C < _BF16_MIN_C or kmax * 4 > N:
+    if N < _BF16_MIN_N or C < _BF16_MIN_C or kmax < _BF16_MIN_KMAX or kmax * 4 > N:
         return False
     if x.device.type == "cuda":
         return True

@@ -97,9 +97,9 @@ class ModelConfig:
             the head, as in a network without skip connections to the fusion), "auto" ("ends" for
             rev / deq, "all" otherwise).
         knn: the exact kNN path of every graph (training forward, eval and predict alike):
-            "auto" (the process-wide choice: bf16 candidates + fp32 re-rank where measured
-            faster, else fp32), "exact32" (fp32 distance products) or "bf16" (bf16 candidates
-            wherever they can run). A `--knn` flag overrides it. See pointseg.graph.bf16.
+            "auto" (the process-wide choice: the path measured faster, today exact32),
+            "exact32" (fp32 distance products) or "bf16" (bf16 candidates + exact fp32 re-rank
+            wherever they can run). A `--knn` flag overrides it. See docs/knn.md.
     """
 
     task: str = "segmentation"

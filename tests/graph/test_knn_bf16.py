@@ -126,15 +126,16 @@ def test_kernel_proof_equals_its_fp32_fallback(feat):
     else:  # 3 channels: the bf16 band is wide, many rows cannot be proven
         x = torch.rand(1, n, 3)
     xc, sq = centred(x)
-    ea, eb = score_error_bound(xc, sq[:, 0])
+    eb = score_error_bound(xc, sq[:, 0])
     d = (xc[0].bfloat16() @ xc[0].bfloat16().t()).contiguous()  # (N, N) bf16 dots
     ranks = np.arange(0, 96, 6, dtype=np.int64)
     out = np.empty((n, len(ranks)), dtype=np.int64)
-    fb, cand, _ = _select.select_rerank(d.view(torch.int16).numpy(), xc[0].numpy(),
-                                        sq[0, 0].numpy(), ea[0].numpy(), eb, 0, ranks, out, 1.0)  # fmt: skip
+    args = (d.view(torch.int16).numpy(), xc[0].numpy(), sq[0, 0].numpy(), eb.norm[0].numpy(),
+            eb.rho[0].numpy())  # fmt: skip
+    rest = (eb.ep[0].numpy(), eb.eq[0].numpy(), eb.eb, 0, ranks)
+    fb, cand, _ = _select.select_rerank(*args, eb.ea[0].numpy(), *rest, out, 1.0)
     forced = np.empty_like(out)
-    fb2, _, _ = _select.select_rerank(d.view(torch.int16).numpy(), xc[0].numpy(), sq[0, 0].numpy(),
-                                      np.full(n, 1e30), eb, 0, ranks, forced, 1.0)  # fmt: skip
+    fb2, _, _ = _select.select_rerank(*args, np.full(n, 1e30), *rest, forced, 1.0)
     assert fb2 == n
     np.testing.assert_array_equal(out, forced)
     if feat != "xyz":
@@ -144,16 +145,16 @@ def test_kernel_proof_equals_its_fp32_fallback(feat):
 
 @pytest.mark.parametrize("offset", [0.0, 50.0])
 def test_error_bound_holds(offset):
-    # |s̃ − ŝ| <= ea_i + eb·|d̃_ij| for every pair, with room to spare (it is a worst case)
+    # |s̃ − ŝ| <= the per-pair bound for every pair, with room to spare (it is a worst case)
     torch.manual_seed(5)
     x = torch.randn(2, 512, 40) * torch.rand(1, 1, 40) * 3 + offset
     xc, sq = centred(x)
-    ea, eb = score_error_bound(xc, sq[:, 0])
+    eb = score_error_bound(xc, sq[:, 0])
     d = torch.bmm(xc.bfloat16(), xc.bfloat16().transpose(1, 2)).float()
     s_approx = sq - 2 * d
     s_exact = sq.double() - 2 * torch.bmm(xc.double(), xc.double().transpose(1, 2))
     err = (s_approx.double() - s_exact).abs()
-    bound = ea.unsqueeze(-1) + eb * d.abs().double()
+    bound = eb.pair(d)
     assert bool((err <= bound).all())
     assert float((err / bound).max()) < 0.8
 
@@ -232,9 +233,10 @@ def test_mode_selection_and_context():
     with K.knn_mode("bf16"):
         assert K.bf16_selected(torch.randn(1, 64, 3), 16)
     with K.knn_mode("auto"):
-        assert not K.bf16_selected(torch.randn(1, 4096, 3), 16)  # xyz: the band is too wide
+        assert not K.bf16_selected(torch.randn(1, 4096, 3), 128)  # xyz: the band is too wide
+        assert not K.bf16_selected(x, 16)  # k·d = 16: measured no faster
         assert not K.bf16_selected(x.double(), 16)  # float64 asks for float64 ranking
-        want = K.HAVE_RERANK and native_bf16_cpu() and not K._native_disabled()
+        want = K.AUTO_BF16 and K.HAVE_RERANK and native_bf16_cpu() and not K._native_disabled()
         assert K.bf16_selected(x, 432) == want
     with pytest.raises(ValueError, match="knn mode must be one of"):
         K.set_knn_mode("fast")

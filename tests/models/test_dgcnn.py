@@ -373,3 +373,36 @@ def test_loading_an_unconverted_dgcnn_model_says_convert_it(tmp_path, original_r
     torch.save(original_random[1], path)
     with pytest.raises(ConfigError, match="published DGCNN model.*pointseg convert"):
         load_checkpoint(path)
+
+
+def test_view_predicts_with_the_checkpoints_recipe(tmp_path, original_random, monkeypatch):
+    """`pointseg view <room> --checkpoint <converted>` feeds the model its stored recipe: PointNet's
+    sampled centring (every sample's x, y start at exactly −0.5), the whole-room protocol of eval."""
+    from pointseg.engine.evaluate import predict_room
+    from visualize.sources import predict_with_checkpoint
+
+    src = tmp_path / "model_5.t7"
+    torch.save(original_random[1], src)
+    path = convert_file(src, tmp_path / "dgcnn.pt")["path"]
+    rng = np.random.default_rng(0)
+    room = {
+        # dense enough that columns hold > 4,096 points: samples then differ from their block
+        "xyz": rng.uniform(0, 1.6, (12000, 3)).astype(np.float32),
+        "rgb": rng.integers(0, 255, (12000, 3)).astype(np.uint8),
+    }
+    model, _ = model_from_checkpoint(path)
+    kw = dict(num_classes=13, stride=1.0, num_point=4096)
+    expected = predict_room(model, room["xyz"], room["rgb"], centering="sampled", **kw).pred
+    seen = []
+    forward = DGCNN.forward
+
+    def spy(self, x):
+        seen.append(x[..., :2].amin(dim=1))  # (B, 2) min of centred x, y per sample
+        return forward(self, x)
+
+    monkeypatch.setattr(DGCNN, "forward", spy)
+    _, pred = predict_with_checkpoint(path, room, stride=1.0, progress=False, print_fn=None)
+    np.testing.assert_array_equal(pred, expected)
+    mins = torch.cat(seen)
+    assert len(mins) > 4  # big columns were split into several samples
+    torch.testing.assert_close(mins, torch.full_like(mins, -0.5), rtol=0, atol=1e-6)

@@ -108,6 +108,16 @@ class Browser:
                 raise AssertionError(f"timed out waiting for: {script}")
             time.sleep(0.05)
 
+    @staticmethod
+    def wait_for_file(path, timeout: float = 30):
+        """A downloaded file, once complete (Chromium writes `<name>.crdownload` first)."""
+        end = time.monotonic() + timeout
+        while not (path.is_file() and path.stat().st_size > 0):
+            if time.monotonic() > end:
+                raise AssertionError(f"no download at {path}")
+            time.sleep(0.05)
+        return path
+
     def frames(self) -> int:
         return int(self.js("return window.pointseg.frames"))
 

@@ -414,6 +414,37 @@ def test_ui_colouring_isolation_hiding(browser, evals, tmp_path):
     turned = browser.screenshot()
     for x0, y0, x1, y1 in boxes:
         assert not np.array_equal(turned[y0:y1, x0:x1], iso[y0:y1, x0:x1])
+    # S downloads a PNG of the canvas with a title strip: the same pixels as the page shows
+    # (once the drag's level-of-detail frames are over and the full frame is drawn)
+    browser.wait("return !window.pointseg.moving")
+    turned = browser.screenshot()
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    d.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    body.send_keys("s")
+    shot = browser.wait_for_file(downloads / "pointseg_view_1.png")
+    from PIL import Image
+
+    png = np.asarray(Image.open(shot).convert("RGB"))
+    x0, y0, x1, y1 = boxes[0]
+    cw, ch = browser.js("const c = document.getElementById('gl'); return [c.width, c.height]")
+    assert png.shape[1] == cw and png.shape[0] > ch
+    head = png.shape[0] - ch
+    left, top = browser.js(
+        "const r = document.getElementById('gl').getBoundingClientRect(); return [r.left, r.top]"
+    )
+    page = turned[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2]
+    # the canvas may sit at a fractional CSS offset: the PNG matches the page exactly at one
+    # pixel shift
+    matches = []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            r0, c0 = head + y0 + 2 - round(top) + dy, x0 + 2 - round(left) + dx
+            crop = png[r0 : r0 + page.shape[0], c0 : c0 + page.shape[1]]
+            matches.append(crop.shape == page.shape and np.array_equal(crop, page))
+    assert any(matches)
 
 
 @needs_browser

@@ -348,6 +348,7 @@ void main() { o = vec4(v_col, 1.0); }`;
     moving = false;
     return ms;
   }
+  Object.defineProperty(API, "moving", { get: () => moving || pending });
   Object.assign(API, { timeFrames, setColoring, setIsolate, cycleClass, toggleHidden, setCeiling, setPointSize, setView, setDiff, panelRects: () => layout() });
 
   let noteTimer = null;
