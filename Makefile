@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: setup demo demo-long test test-slow lint bench bench-deep
 
-$(VENV)/.installed: pyproject.toml setup.py scripts/setup.sh $(wildcard pointseg/_native/*.c)
+$(VENV)/.installed: pyproject.toml setup.py scripts/setup.sh $(wildcard pointseg/_native/*.c) $(wildcard pointseg/_native/*.h)
 	bash scripts/setup.sh
 	touch $@
 

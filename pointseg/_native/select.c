@@ -17,8 +17,10 @@
  *      ~1.6 kmax of N, in column order; the set is closed downwards, so it contains the kmax
  *      smallest;
  *   3. a stable bucket sort of the finite candidates on value (buckets linear in value: the map
- *      is monotone), then insertion sort inside buckets, only until kmax are in order; -inf (the
- *      diagonal: self) goes first and +inf / NaN (whole-row case only) last, as in argsort.
+ *      is monotone): one count per bucket gives every bucket's start, and only the buckets that
+ *      hold a wanted rank are scattered and insertion-sorted (a dilated graph wants k of the
+ *      k*d nearest: ~k small buckets, not all k*d pairs); -inf (the diagonal: self) goes first
+ *      and +inf / NaN (whole-row case only) last, as in argsort.
  * Every row is exact; the sample only decides how much work steps 2-3 do. The GIL is released,
  * so Python threads run row blocks in parallel.
  */

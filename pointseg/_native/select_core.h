@@ -144,15 +144,59 @@ static int collect(const float *s, int n, float t, int32_t *cand, float *val, in
     return collect_scalar(s, n, t, cand, val);
 }
 
+/* lo = the smallest value > -inf of v[0..m) (+inf if none; no NaN in v); returns the index of
+ * the first -inf (m if none). */
+static int finite_min_scalar(const float *v, int m, float *lo) {
+    float l = INFINITY;
+    int first = m;
+    for (int i = 0; i < m; i++) {
+        float x = v[i];
+        if (x == -INFINITY) {
+            if (first == m) first = i;
+        } else {
+            l = x < l ? x : l;
+        }
+    }
+    *lo = l;
+    return first;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static int finite_min_avx2(const float *v, int m, float *lo) {
+    __m256 ninf = _mm256_set1_ps(-INFINITY), pinf = _mm256_set1_ps(INFINITY), l = pinf;
+    int first = m, i = 0;
+    for (; i + 8 <= m; i += 8) {
+        __m256 x = _mm256_loadu_ps(v + i);
+        __m256 isneg = _mm256_cmp_ps(x, ninf, _CMP_EQ_OQ);
+        l = _mm256_min_ps(l, _mm256_blendv_ps(x, pinf, isneg));
+        int mk = _mm256_movemask_ps(isneg);
+        if (mk && first == m) first = i + __builtin_ctz((unsigned)mk);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, l);
+    float r = INFINITY;
+    for (int b = 0; b < 8; b++) r = lanes[b] < r ? lanes[b] : r;
+    float rt;
+    int ft = finite_min_scalar(v + i, m - i, &rt);
+    if (first == m && ft < m - i) first = i + ft;
+    *lo = rt < r ? rt : r;
+    return first;
+}
+#endif
+
+static int finite_min(const float *v, int m, float *lo) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_avx2) return finite_min_avx2(v, m, lo);
+#endif
+    return finite_min_scalar(v, m, lo);
+}
+
 typedef struct {
     float *val, *val2;
     int32_t *col, *col2, *head, *tail, *negbuf;
     int32_t *count; /* n + 1 buckets */
 } Scratch;
 
-/* Stable sort of the first `need` of m finite (val, col) pairs (col ascending on entry) by val:
- * bucket (linear in value between lo and hi) then insertion sort inside each bucket, stopping
- * once `need` are in place. The result is in (val2, col2)[0..need). */
 /* Stable merge sort of (v, c)[0..n) by v (ties keep their order); tv / tc: scratch of n. */
 static void merge_sort(float *v, int32_t *c, float *tv, int32_t *tc, int n) {
     if (n <= 16) {
@@ -192,12 +236,24 @@ static void merge_sort(float *v, int32_t *c, float *tv, int32_t *tc, int n) {
     }
 }
 
-static void bucket_sort(Scratch *w, int m, float lo, float hi, int need) {
+/* Sorted positions p = ranks[q] - off (every q with 0 <= p < need) of the stable (value, column)
+ * order of the m finite pairs (w->val, w->col; col ascending) -> (w->val2, w->col2)[p].
+ * need <= m bounds the positions asked for. Buckets linear in value (the map is monotone, so
+ * bucket order is value order), a count per bucket, and then only the buckets that hold a
+ * wanted position are scattered (stably: column order kept) and sorted: a dilated graph wants
+ * k of the k*d nearest, so ~k small buckets are sorted instead of all ~k*d pairs. Every other
+ * entry of val2 / col2 is left unset. */
+static void bucket_sort(Scratch *w, int m, float lo, float hi, int need, const int64_t *ranks,
+                        int nr, int off) {
     const float *val = w->val;
     const int32_t *col = w->col;
     int32_t *count = w->count;
     int32_t *bucket = w->head; /* bucket of each pair */
-    int nb = m; /* ~1 value per bucket on average */
+    int32_t *cur = w->tail; /* 0: bucket not wanted; else 1 + its next write slot */
+    /* most positions wanted (d <= 2): sort every bucket below position need, ~1 value each;
+     * else ~2 values per bucket (half the count / prefix work, ~k buckets sorted) */
+    int dense = (int64_t)nr * 2 >= need;
+    int nb = dense || m < 2 ? m : m / 2;
     /* (v - lo) * scale is monotone in v (each float op rounds monotonically) and is clamped,
      * so bucket order is value order; float math keeps the loop vectorisable. */
     float scale = hi > lo ? (float)(nb - 1) / (hi - lo) : 0.0f;
@@ -208,8 +264,7 @@ static void bucket_sort(Scratch *w, int m, float lo, float hi, int need) {
     }
     memset(count, 0, (size_t)(nb + 1) * sizeof(int32_t));
     for (int i = 0; i < m; i++) count[bucket[i] + 1]++;
-    /* count[b] = start of bucket b; buckets from `last` on start at or after `need`: their
-     * pairs are never read, so the scatter skips them. */
+    /* count[b] = start of bucket b, up to the bucket `last` - 1 that holds position need - 1 */
     int last = nb;
     for (int b = 0; b < nb; b++) {
         count[b + 1] += count[b];
@@ -218,20 +273,46 @@ static void bucket_sort(Scratch *w, int m, float lo, float hi, int need) {
             break;
         }
     }
-    int32_t *start = w->tail;
-    memcpy(start, count, (size_t)last * sizeof(int32_t));
-    for (int i = 0; i < m; i++) { /* stable scatter: column order kept inside a bucket */
-        int b = bucket[i];
-        if (b < last) {
-            int pos = start[b]++;
-            w->val2[pos] = val[i];
-            w->col2[pos] = col[i];
+    memset(cur, 0, (size_t)nb * sizeof(int32_t)); /* all: the scatter tests cur[b] only */
+    /* mark the bucket of every wanted position: one walk when the positions ascend (a dilated
+     * graph's 0, d, 2d, ...), else a binary search each (the last b < last with count[b] <= p) */
+    int sorted = 1;
+    for (int q = 1; q < nr; q++) sorted &= ranks[q] >= ranks[q - 1];
+    if (dense) { /* every bucket below `last`, no walk */
+        for (int b = 0; b < last; b++) cur[b] = count[b] + 1;
+        nr = 0;
+    }
+    for (int q = 0, b = 0; q < nr; q++) {
+        int64_t p = ranks[q] - off;
+        if (p < 0 || p >= need) continue;
+        if (sorted) {
+            while (count[b + 1] <= p) b++; /* p < need <= count[last]: stops below last */
+        } else {
+            int l = 0, h = last - 1;
+            while (l < h) {
+                int md = (l + h + 1) / 2;
+                if (count[md] <= p)
+                    l = md;
+                else
+                    h = md - 1;
+            }
+            b = l;
         }
+        cur[b] = count[b] + 1;
     }
     float *v2 = w->val2;
     int32_t *c2 = w->col2;
-    for (int b = 0; b < last; b++) {
-        int a = count[b], e = count[b + 1];
+    for (int i = 0; i < m; i++) { /* stable scatter of the wanted buckets (a few % of pairs) */
+        int b = bucket[i];
+        if (cur[b]) { /* rarely true: a predictable branch */
+            int p = cur[b]++ - 1;
+            v2[p] = val[i];
+            c2[p] = col[i];
+        }
+    }
+    for (int l = 0; l < last; l++) { /* sort each wanted bucket */
+        if (!cur[l]) continue;
+        int a = count[l], e = count[l + 1];
         if (e - a > 24) {
             /* a crowded bucket (skewed values: e.g. many near-duplicate feature points and a
              * few far outliers stretch the linear buckets): stable merge sort, not O(m^2);
@@ -239,7 +320,7 @@ static void bucket_sort(Scratch *w, int m, float lo, float hi, int need) {
             merge_sort(v2 + a, c2 + a, w->val, w->col, e - a);
             continue;
         }
-        for (int i = a + 1; i < e; i++) { /* stable insertion sort of bucket b */
+        for (int i = a + 1; i < e; i++) { /* stable insertion sort of the bucket */
             float x = v2[i];
             int32_t cx = c2[i];
             int j = i - 1;
@@ -276,19 +357,20 @@ static void select_row(const float *s, int n, int kmax, const int64_t *ranks, in
     if (!whole) {
         /* candidates hold finite values <= t and -inf (self): no NaN, no +inf */
         m = c;
-        for (int i = 0; i < m; i++) lo = w->val[i] < lo ? w->val[i] : lo;
-        if (lo == -INFINITY) { /* move the -inf columns out, keep order */
-            int k = 0;
-            lo = INFINITY;
-            for (int i = 0; i < m; i++) {
-                float v = w->val[i];
-                if (v == -INFINITY) {
-                    neg[nneg++] = w->col[i];
-                } else {
-                    w->val[k] = v;
-                    w->col[k++] = w->col[i];
-                    lo = v < lo ? v : lo;
+        int first = finite_min(w->val, m, &lo); /* lo: min over the values > -inf */
+        if (first < m) { /* move the -inf columns out (usually one: self), keep order */
+            int k = first, i = first;
+            while (i < m) {
+                if (w->val[i] == -INFINITY) {
+                    neg[nneg++] = w->col[i++];
+                    continue;
                 }
+                int j = i + 1; /* the run [i, j) of finite values slides down as a block */
+                while (j < m && w->val[j] != -INFINITY) j++;
+                memmove(w->val + k, w->val + i, (size_t)(j - i) * sizeof(float));
+                memmove(w->col + k, w->col + i, (size_t)(j - i) * sizeof(int32_t));
+                k += j - i;
+                i = j;
             }
             m = k;
         }
@@ -314,7 +396,7 @@ static void select_row(const float *s, int n, int kmax, const int64_t *ranks, in
             negc = nneg <= 64 ? fixed_neg : w->negbuf;
             memcpy(negc, neg, (size_t)nneg * sizeof(int32_t));
         }
-        bucket_sort(w, m, lo, hi, need < m ? need : m);
+        bucket_sort(w, m, lo, hi, need < m ? need : m, ranks, nr, nneg);
     }
     if (whole && need > m) { /* +inf then NaN columns, in column order */
         for (int j = 0; j < n; j++)

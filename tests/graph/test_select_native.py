@@ -176,3 +176,26 @@ def test_skewed_rows_crowding_one_bucket(n, kmax):
     s[:, rng.integers(0, n, 3)] = 1e6
     s[:, ::7] = 1.0  # exact ties too
     np.testing.assert_array_equal(select(s, np.arange(kmax)), stable_order(s)[:, :kmax])
+
+
+@pytest.mark.parametrize("kind", ["ties", "self_and_dups", "crowded"])
+def test_dilated_ranks_of_every_block_equal_stable_argsort(kind):
+    # The kernel sorts only the buckets that hold a wanted rank (0, d, ..., 15d of the 16d
+    # nearest): every dilation of ResGCN-28, sorted and unsorted rank lists, on exact ties,
+    # duplicated points (with several -inf per row) and one crowded bucket.
+    rng = np.random.default_rng(["ties", "self_and_dups", "crowded"].index(kind))
+    n = 4096
+    if kind == "ties":
+        s = rng.integers(0, 40, (24, n)).astype(np.float32)
+    elif kind == "self_and_dups":
+        s = np.repeat(rng.random((24, n // 8), dtype=np.float32), 8, axis=1)
+        s[:, rng.integers(0, n, 3)] = -np.inf
+    else:
+        s = (1.0 + rng.random((24, n)) * 1e-3).astype(np.float32)
+        s[:, rng.integers(0, n, 3)] = 1e6
+        s[:, ::5] = 1.0
+    order = stable_order(s)
+    for d in range(1, 28):
+        dilated = np.arange(0, 16 * d, d)
+        for ranks in (dilated, rng.permutation(dilated), np.sort(rng.choice(16 * d, 5))):
+            np.testing.assert_array_equal(select(s, ranks), order[:, ranks], err_msg=f"d={d}")
