@@ -123,7 +123,7 @@ def bf16_graph_cpu(xc, sq, ranks: np.ndarray, out: np.ndarray, rows: int, worker
     int64 numpy (written). Returns {"fallback": rows re-done in fp32, "candidates": mean |S|}.
     """
     from pointseg._native import _select  # the caller checked it has select_rerank
-    from pointseg.graph.knn import _get_pool, _row_splits
+    from pointseg.graph._workers import get_pool, row_splits
 
     B, N, C = xc.shape
     xb = xc.to(torch.bfloat16)  # (B, N, C)
@@ -150,11 +150,11 @@ def bf16_graph_cpu(xc, sq, ranks: np.ndarray, out: np.ndarray, rows: int, worker
             retry += r
         return fb, cand, retry
 
-    tasks = [(b, r0, r1) for b in range(B) for r0, r1 in _row_splits(N, -(-workers // B))]
+    tasks = [(b, r0, r1) for b in range(B) for r0, r1 in row_splits(N, -(-workers // B))]
     if workers <= 1 or len(tasks) <= 1:
         results = [task(*t) for t in tasks]
     else:
-        pool = _get_pool(workers)
+        pool = get_pool(workers)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # the workers are the parallelism
         try:

@@ -36,14 +36,13 @@ from __future__ import annotations
 import contextlib
 import numbers
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from pointseg import _native as _native_switch
+from pointseg.graph._workers import get_pool, row_splits
 
 __all__ = [
     "knn",
@@ -215,24 +214,6 @@ def default_chunk_size(n: int, batch: int = 1) -> int:
     return max(1, min(n, _CHUNK_BYTES // (4 * n * max(1, batch))))
 
 
-# --------------------------------------------------------------------------- thread pool
-_pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-_pool_key: tuple[int, int] | None = None  # (pid, workers): a forked child must not reuse it
-
-
-def _get_pool(workers: int) -> ThreadPoolExecutor:
-    global _pool, _pool_key
-    key = (os.getpid(), workers)
-    with _pool_lock:
-        if _pool is None or _pool_key != key:
-            if _pool is not None and _pool_key is not None and _pool_key[0] == key[0]:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(workers, thread_name_prefix="pointseg-knn")
-            _pool_key = key
-        return _pool
-
-
 # --------------------------------------------------------------------------- selection
 def _float_keys(v: np.ndarray) -> np.ndarray:
     """Order-preserving int64 image of float32 values (… ) → (…), ready to be shifted by 32."""
@@ -297,21 +278,16 @@ def _run_blocks(blocks: list[tuple[np.ndarray, np.ndarray]], k, workers: int, fn
         for s, o in blocks:
             fn(s, k, o)
         return
-    pool = _get_pool(workers)
+    pool = get_pool(workers)
     futures = [pool.submit(fn, s, k, o) for s, o in blocks]
     for f in futures:
         f.result()
 
 
-def _row_splits(r: int, parts: int) -> list[tuple[int, int]]:
-    bounds = np.linspace(0, r, max(1, min(parts, r)) + 1).astype(int)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-
-
 def _select_np(s: np.ndarray, k: int, workers: int) -> np.ndarray:
     """(R, N) float32 → (R, k) int64 indices of the k smallest per row, split over threads."""
     out = np.empty((s.shape[0], k), dtype=np.int64)
-    _run_blocks([(s[a:b], out[a:b]) for a, b in _row_splits(s.shape[0], workers)], k, workers)
+    _run_blocks([(s[a:b], out[a:b]) for a, b in row_splits(s.shape[0], workers)], k, workers)
     return out
 
 
@@ -363,12 +339,12 @@ def _native_graph(xc, xt, sq, ranks, out, rows: int, workers: int) -> None:
     still in cache (measured −15% kNN time vs scoring 16 MB blocks with both threads and then
     selecting), and no (B, chunk, N) block is ever allocated."""
     B, N = xc.shape[0], xc.shape[1]
-    tasks = [(b, r0, r1) for b in range(B) for r0, r1 in _row_splits(N, -(-workers // B))]
+    tasks = [(b, r0, r1) for b in range(B) for r0, r1 in row_splits(N, -(-workers // B))]
     if workers <= 1 or len(tasks) <= 1 or B * N * N < _MIN_PARALLEL:
         for b, r0, r1 in tasks:
             _native_task(xc, xt, sq, ranks, out, b, r0, r1, rows)
         return
-    pool = _get_pool(workers)
+    pool = get_pool(workers)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the workers are the parallelism: no OpenMP team per matmul
     try:
@@ -459,7 +435,7 @@ def _topk_indices(
             # runs between the distance matmuls, so torch's OpenMP threads are not woken
             # (idle OpenMP workers spin and would steal cores from the numpy workers).
             s_np = s.numpy()
-            pieces = _row_splits(stop - start, -(-workers // B))  # ceil(workers / B) per element
+            pieces = row_splits(stop - start, -(-workers // B))  # ceil(workers / B) per element
             blocks = [
                 (s_np[b, r0:r1], out_np[b, start + r0 : start + r1])
                 for b in range(B)
