@@ -40,6 +40,7 @@ DEPTHS = (3, 16, 64)
 # RevGNN prescribe for deep stacks (pre-activation res+ with LayerNorm, low block dropout, a
 # smaller learning rate than the shallow recipe, 32 channels to fit the CPU budget).
 DEPTH_COMMON = {
+    "model": "resgen_planetoid",  # GENConv (DeeperGCN), not Cora's GCNConv recipe
     "model.channels": 32,
     "model.aggr": "mean",
     "model.msg_norm": False,
