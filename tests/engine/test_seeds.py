@@ -176,10 +176,9 @@ def test_seeds_resume_after_interruption_equals_uninterrupted(
         {k: r[k] for k in keys} for r in plain["per_seed"]
     ]
     for s in range(3):  # exact resume: the same weights as the uninterrupted runs
+        ref_ckpt = ref / "toy-seeds_resgen_planetoid_seeds" / f"seed{s}" / "last.pt"
         a = torch.load(parent / f"seed{s}" / "last.pt", weights_only=True)["model"]
-        b = torch.load(
-            ref / "toy-seeds_resgen_planetoid_seeds" / f"seed{s}" / "last.pt", weights_only=True
-        )["model"]
+        b = torch.load(ref_ckpt, weights_only=True)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
