@@ -14,6 +14,21 @@ from pointseg.errors import ConfigError
 
 # Demo parameters. configs/demo.yaml holds the same values (a test keeps them in sync); pass
 # `--config my.yaml` to change any of them (nested keys are merged into these).
+
+# The architecture both demo models share; they differ only in the block (plain vs residual).
+_DEMO_ARCH: dict[str, Any] = {
+    "channels": 32,
+    "num_blocks": 28,
+    "k": 8,
+    "dynamic": False,
+    "dilation": False,
+    "stochastic": False,
+    "fusion_layers": "last",
+    "fusion_channels": 256,
+    "head_channels": [128, 64],
+    "dropout": 0.0,
+}
+
 DEMO_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     # 32 rooms, 24 for training: at 16 rooms the ResGCN overfits by epoch 10 (train accuracy
@@ -34,32 +49,8 @@ DEMO_DEFAULTS: dict[str, Any] = {
     #   the signal must cross all 28 layers, which is what residual connections are for.
     # dropout 0: the head's dropout only slowed the few epochs the demo trains (measured).
     "models": {
-        "PlainGCN-28": {
-            "name": "plaingcn28",
-            "channels": 32,
-            "num_blocks": 28,
-            "k": 8,
-            "dynamic": False,
-            "dilation": False,
-            "stochastic": False,
-            "fusion_layers": "last",
-            "fusion_channels": 256,
-            "head_channels": [128, 64],
-            "dropout": 0.0,
-        },
-        "ResGCN-28": {
-            "name": "resgcn28",
-            "channels": 32,
-            "num_blocks": 28,
-            "k": 8,
-            "dynamic": False,
-            "dilation": False,
-            "stochastic": False,
-            "fusion_layers": "last",
-            "fusion_channels": 256,
-            "head_channels": [128, 64],
-            "dropout": 0.0,
-        },
+        "PlainGCN-28": {"name": "plaingcn28", **_DEMO_ARCH},
+        "ResGCN-28": {"name": "resgcn28", **_DEMO_ARCH},
     },
     # TrainConfig keys shared by both runs: per-step cosine with a short warm-up (a few epochs
     # need a decay per step, not per epoch) and loss weights 1/sqrt(class frequency) (ceiling,

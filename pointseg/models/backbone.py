@@ -40,6 +40,17 @@ from pointseg.nn.reversible import GroupRevBlock, RevGCN, RevGraphFn, frozen_buf
 __all__ = ["DeepGCN"]
 
 
+def check_clouds(x: torch.Tensor, in_channels: int, owner: str) -> None:
+    """Raise a ValueError naming ``owner`` unless x is a float (B, N, in_channels) tensor."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != in_channels:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(
+            f"{owner}: x must be a (B, N, {in_channels}) channels-last tensor; got {shape}"
+        )
+    if not x.is_floating_point():
+        raise ValueError(f"{owner}: x must be a float tensor; got dtype {x.dtype}")
+
+
 class DeepGCN(nn.Module):
     """DeepGCN point-cloud model built from a `ModelConfig` (its only argument).
 
@@ -161,13 +172,7 @@ class DeepGCN(nn.Module):
     # ------------------------------------------------------------------ forward pieces
     def check_input(self, x: torch.Tensor) -> None:
         c = self.config
-        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != c.in_channels:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(
-                f"DeepGCN: x must be a (B, N, {c.in_channels}) channels-last tensor; got {shape}"
-            )
-        if not x.is_floating_point():
-            raise ValueError(f"DeepGCN: x must be a float tensor; got dtype {x.dtype}")
+        check_clouds(x, c.in_channels, "DeepGCN")
         if self.training and c.task == "classification" and c.norm == "batch" and x.shape[0] < 2:
             # The head's BatchNorm sees one pooled vector per cloud: batch statistics need two.
             raise ValueError(

@@ -27,6 +27,7 @@ from torch import nn
 
 from pointseg.errors import ConfigError
 from pointseg.graph import knn
+from pointseg.models.backbone import check_clouds
 from pointseg.models.heads import SegmentationHead
 from pointseg.models.registry import register_kind, register_model
 from pointseg.nn.edge_conv import EdgeConv
@@ -191,13 +192,7 @@ class DGCNN(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         c = self.config
-        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != c.in_channels:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(
-                f"DGCNN: x must be a (B, N, {c.in_channels}) channels-last tensor; got {shape}"
-            )
-        if not x.is_floating_point():
-            raise ValueError(f"DGCNN: x must be a float tensor; got dtype {x.dtype}")
+        check_clouds(x, c.in_channels, "DGCNN")
         if x.shape[1] < c.k:
             raise ValueError(
                 f"DGCNN: every cloud needs at least k = {c.k} points; got {x.shape[1]}"
