@@ -47,6 +47,7 @@ DEPTH_COMMON = {
     "model.input_dropout": 0.6,
     "lr": 0.005,  # 0.01 diverges at 64 layers (training loss stalls at 1.4, val 0.13-0.36)
     "weight_decay": 5e-4,
+    "weight_decay_scope": "all",  # every parameter (Cora's GCN recipe decays the first layer only)
 }
 DEPTH_MODELS = {
     "res+": {"model.block": "res+", "model.dropout": 0.2},

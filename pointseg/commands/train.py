@@ -36,6 +36,7 @@ _FLAG_KEYS = {
     "lr": "lr",
     "momentum": "momentum",
     "weight_decay": "weight_decay",
+    "weight_decay_scope": "weight_decay_scope",
     "scheduler": "scheduler",
     "step_size": "step_size",
     "gamma": "gamma",
@@ -152,6 +153,11 @@ def _add_arguments(p: argparse.ArgumentParser, dataset: str) -> None:
     o.add_argument("--lr", type=float)
     o.add_argument("--momentum", type=float)
     o.add_argument("--weight-decay", type=float)
+    o.add_argument(
+        "--weight-decay-scope",
+        choices=["all", "first"],
+        help="all: decay every parameter; first: only the layer that reads the input (GCN)",
+    )
     o.add_argument(
         "--scheduler",
         choices=["step", "cosine", "warmup_cosine", "none"],

@@ -57,6 +57,7 @@ class TrainConfig:
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
+    weight_decay_scope: str = "all"  # all | first: decay only the input layer (GCN's recipe)
     scheduler: str = "step"  # step | cosine | warmup_cosine | none
     step_size: int = 20
     gamma: float = 0.5
@@ -114,6 +115,10 @@ class TrainConfig:
             )
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise ConfigError(f"optimizer {self.optimizer!r} is not known; valid: adam, adamw, sgd")
+        if self.weight_decay_scope not in ("all", "first"):
+            raise ConfigError(
+                f"weight_decay_scope {self.weight_decay_scope!r} is not known; valid: all, first"
+            )
         if self.scheduler not in ("step", "cosine", "warmup_cosine", "none"):
             raise ConfigError(
                 f"scheduler {self.scheduler!r} is not known; valid: step, cosine, warmup_cosine, none"

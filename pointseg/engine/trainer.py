@@ -51,7 +51,29 @@ from pointseg.tasks import get_task
 ACC_KEYS = ("loss_sum", "correct", "count", "batches", "samples", "points", "time")
 
 
+def param_groups(cfg: TrainConfig, model: torch.nn.Module) -> list[dict]:
+    """The optimiser's parameter groups: one group decayed by ``cfg.weight_decay``, or (scope
+    "first", GCN's recipe: L2 on the first layer's weights only) the input layer's parameters
+    decayed and every other parameter not. The model names its input layer
+    (``first_layer_parameters()``)."""
+    params = list(model.parameters())
+    if cfg.weight_decay_scope == "all":
+        return [{"params": params, "weight_decay": cfg.weight_decay}]
+    first_of = getattr(model, "first_layer_parameters", None)
+    if first_of is None:
+        raise ConfigError(
+            f"weight_decay_scope=first: model {type(model).__name__} does not name its first "
+            f"layer (graph models do); use weight_decay_scope=all"
+        )
+    first = {id(p) for p in first_of()}
+    return [
+        {"params": [p for p in params if id(p) in first], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if id(p) not in first], "weight_decay": 0.0},
+    ]
+
+
 def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    """Optimiser over ``params`` (parameters or `param_groups`; a group's own weight decay wins)."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -123,7 +145,7 @@ class Trainer:
             cfg, self.data, info, resume_from=last if resume else None
         )
         self.model = D.wrap_model(self.model_raw, info, sync_bn=cfg.sync_bn)
-        self.optimizer = make_optimizer(cfg, self.model.parameters())
+        self.optimizer = make_optimizer(cfg, param_groups(cfg, self.model_raw))
         self.scheduler = make_scheduler(cfg, self.optimizer, self.steps_per_epoch())
         self.epoch = 0
         self.batch = 0  # next batch of `epoch` (mid-epoch checkpoints)
@@ -442,4 +464,4 @@ class Trainer:
             )
 
 
-__all__ = ["Trainer", "TrainingInterrupted", "make_optimizer", "make_scheduler"]
+__all__ = ["Trainer", "TrainingInterrupted", "make_optimizer", "make_scheduler", "param_groups"]

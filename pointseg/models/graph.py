@@ -23,7 +23,11 @@ res+), around the sparse convolutions of `pointseg.nn.sparse_conv` (gen, edge, m
   tensor computed outside the reversible stack would get no gradient through it.
 - Encoders: "linear" (node features), "atom" / "bond" (OGB's AtomEncoder / BondEncoder, one bond
   encoder per layer as in DeeperGCN's molecule models), "linear" edge features (each GENConv's
-  ``lin_edge``), or none.
+  ``lin_edge``), or none. Node encoder "none": the first conv reads the raw node features.
+- Head "conv" (plain blocks, node tasks): the last layer is a bare conv to the classes and there is
+  no linear head. With node_encoder "none" this is the classic GCN / GAT layout: Kipf & Welling's
+  2-layer GCN is ``dropout → GCNConv(F, 16) → ReLU → dropout → GCNConv(16, classes)``
+  (the `gcn2_planetoid` preset).
 - Graph pooling: "mean", "sum", "max" or "attention" (PyG's `AttentionalAggregation` with a
   Linear gate).
 """
@@ -43,7 +47,8 @@ from pointseg.nn.blocks import _GraphBlock
 GRAPH_LEVELS = ("node", "graph")
 GRAPH_CONVS = ("gen", "edge", "mr", "sage", "gin", "gcn")
 GRAPH_BLOCKS = ("res+", "res", "dense", "plain", "rev")
-NODE_ENCODERS = ("linear", "atom")
+NODE_ENCODERS = ("linear", "atom", "none")
+GRAPH_HEADS = ("linear", "conv")
 EDGE_ENCODERS = ("none", "linear", "bond")
 GRAPH_POOLINGS = ("mean", "sum", "max", "attention")
 
@@ -63,7 +68,10 @@ class GraphModelConfig:
         norm, act: of the blocks ("batch" | "layer" | "none"); dropout: in every block;
             input_dropout: on the node features, before the encoder (citation graphs).
         node_encoder, edge_encoder, edge_channels: input encoders (edge_channels = raw edge
-            feature width for the "linear" edge encoder).
+            feature width for the "linear" edge encoder; node_encoder "none": the first conv
+            reads the raw features).
+        head: "linear" (a Linear after the last block) or "conv" (the last layer is a bare conv
+            to num_classes: GCN / GAT; plain blocks and node tasks only).
         pooling: graph tasks only.
         groups, weight_tied: block "rev" only: reversible groups (G >= 2, channels divisible by
             G) and one block's weights shared by all layers.
@@ -93,6 +101,7 @@ class GraphModelConfig:
     edge_encoder: str = "none"
     edge_channels: int = 0
     pooling: str = "mean"
+    head: str = "linear"
     groups: int = 2
     weight_tied: bool = False
 
@@ -108,6 +117,7 @@ class GraphModelConfig:
             "node_encoder": NODE_ENCODERS,
             "edge_encoder": EDGE_ENCODERS,
             "pooling": GRAPH_POOLINGS,
+            "head": GRAPH_HEADS,
             "norm": ("batch", "layer", "none"),
         }
         for key, valid in choices.items():
@@ -133,6 +143,13 @@ class GraphModelConfig:
             raise ConfigError(
                 f"graph model: weight_tied=true needs block='rev'; got block={self.block!r}"
             )
+        if self.head == "conv" and (self.block != "plain" or self.task != "node"):
+            raise ConfigError(
+                f"graph model: head='conv' needs block='plain' and task='node'; got "
+                f"block={self.block!r}, task={self.task!r}"
+            )
+        if self.node_encoder == "none" and self.block == "rev":
+            raise ConfigError("graph model: block='rev' needs a node encoder (its groups split C)")
         if self.edge_encoder != "none" and self.conv != "gen":
             raise ConfigError(
                 f"graph model: edge features are used by conv='gen' only; got conv={self.conv!r}"
@@ -199,9 +216,10 @@ class GraphDeepGCN(nn.Module):
         self.config = cfg = config
         c = cfg.channels
         self.input_dropout = nn.Dropout(cfg.input_dropout)
+        self.encoder: nn.Module | None = None
         if cfg.node_encoder == "atom":
             self.encoder = _ogb_encoder("AtomEncoder", c)
-        else:
+        elif cfg.node_encoder == "linear":
             self.encoder = nn.Linear(cfg.in_channels, c)
         self.edge_encoders = None
         if cfg.edge_encoder == "bond":
@@ -237,16 +255,20 @@ class GraphDeepGCN(nn.Module):
             return
 
         layers: list[nn.Module] = []
-        width = c
+        width = c if self.encoder is not None else cfg.in_channels
         for i in range(cfg.num_layers):
             if res_plus:
                 layers.append(
-                    conv(c)
+                    conv(width)
                     if i == 0
                     else create_block(
                         "res+", conv(c), norm=cfg.norm, act=cfg.act, dropout=cfg.dropout
                     )
                 )
+                continue
+            if cfg.head == "conv" and i == cfg.num_layers - 1:  # bare conv to the classes
+                layers.append(create_block("plain", conv(width, cfg.num_classes)))
+                width = cfg.num_classes
                 continue
             post = ConvNormAct(conv(width), cfg.norm, cfg.act, cfg.dropout)
             name = "plain" if i == 0 and cfg.block == "res" else cfg.block
@@ -266,7 +288,13 @@ class GraphDeepGCN(nn.Module):
             from torch_geometric.nn.aggr import AttentionalAggregation
 
             self.pool = AttentionalAggregation(gate_nn=nn.Linear(width, 1))
-        self.head = nn.Linear(width, cfg.num_classes)
+        self.head = nn.Identity() if cfg.head == "conv" else nn.Linear(width, cfg.num_classes)
+
+    def first_layer_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the layer that reads the node features (the encoder, or the first
+        conv without one): what GCN's recipe decays (`TrainConfig.weight_decay_scope="first"`)."""
+        first = self.encoder if self.encoder is not None else self.layers[0]
+        return list(first.parameters())
 
     def _final(self, cfg: GraphModelConfig, c: int) -> None:
         from pointseg.nn.mlp import create_act, create_norm
@@ -311,6 +339,9 @@ class GraphDeepGCN(nn.Module):
         return self.head(h)
 
     def _encode(self, x: Tensor) -> Tensor:
+        if self.encoder is None:  # the first conv reads the features (dense, after dropout)
+            x = x.to_dense() if x.layout == torch.sparse_coo else x
+            return self.input_dropout(x)
         if x.layout == torch.sparse_coo:
             # Bag-of-words features (Planetoid: ~1% non-zero): dropout on the stored values and a
             # sparse product, ~100x fewer FLOPs than the dense (N, F) @ (F, C).

@@ -179,3 +179,19 @@ register_graph_model(
     node_encoder="atom",
     num_classes=1,
 )
+
+register_graph_model(
+    "gcn2_planetoid",
+    "Kipf & Welling's 2-layer GCN: dropout 0.5 → GCNConv(F, 16) → ReLU → dropout 0.5 → "
+    "GCNConv(16, classes), no encoder, no norm, no linear head (train with weight decay 5e-4 on "
+    "the first layer only: weight_decay_scope=first)",
+    conv="gcn",
+    block="plain",
+    channels=16,
+    num_layers=2,
+    norm="none",
+    dropout=0.5,
+    input_dropout=0.5,
+    node_encoder="none",
+    head="conv",
+)

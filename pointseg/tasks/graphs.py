@@ -125,14 +125,14 @@ class GraphTask(Task):
         except TypeError as exc:
             raise ConfigError(f"bad model override in {overrides}: {exc}") from None
         sized = {}
-        if "in_channels" not in overrides and cfg.node_encoder == "linear":
+        if "in_channels" not in overrides and cfg.node_encoder in ("linear", "none"):
             sized["in_channels"] = data.in_channels
         if "num_classes" not in overrides:
             sized["num_classes"] = data.num_classes
         if cfg.task != self.level:
             sized["task"] = self.level
         cfg = cfg.replace(**sized) if sized else cfg
-        if cfg.node_encoder == "linear" and cfg.in_channels != data.in_channels:
+        if cfg.node_encoder in ("linear", "none") and cfg.in_channels != data.in_channels:
             raise ConfigError(
                 f"model {name!r} expects {cfg.in_channels} node features but the {self.name} data "
                 f"has {data.in_channels}; set --set model.in_channels={data.in_channels}"

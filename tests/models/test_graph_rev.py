@@ -274,6 +274,8 @@ def test_cora_rev_trains_evaluates_and_resumes_exactly(planetoid, tmp_path, caps
         str(tmp_path),
         "--epochs",
         "4",
+        "--model",
+        "resgen_planetoid",  # Cora's recipe is the 2-layer GCN; RevGNN wraps the GENConv model
         "--set",
         "model.block=rev",
         "--set",

@@ -79,9 +79,13 @@ def test_cora_res_plus_gen_reaches_078_and_eval_prints_json(planetoid, tmp_path,
             "--eval-every",
             "2",
             "--model",
-            "resgen_planetoid",  # res+ GENConv (the recipe is resgcn_planetoid)
+            "resgen_planetoid",  # res+ GENConv (the recipe is the 2-layer GCN, below)
             "--epochs",
-            "60",  # the recipe's 200 epochs, cut to keep the test short
+            "60",
+            "--weight-decay",
+            "1e-3",
+            "--weight-decay-scope",
+            "all",
             "--no-tensorboard",
         ],
         capsys,
@@ -171,3 +175,18 @@ def test_mismatches_are_refused(planetoid, tmp_path, capsys):
         == 1
     )
     assert "Planetoid Cora not found" in capsys.readouterr().err
+
+
+def test_cora_recipe_is_gcn_with_first_layer_decay_and_reaches_080(planetoid, tmp_path, capsys):
+    """`pointseg train cora` = Kipf & Welling's GCN recipe (10 seeds measured 0.8164 ± 0.0098 at
+    200 epochs, docs/graphs.md); 100 epochs here to keep the test short."""
+    _train(["--data", str(planetoid), "--out", str(tmp_path), "--run", "gcn", "--epochs", "100",
+            "--no-tensorboard"], capsys)  # fmt: skip
+    ckpt = torch.load(tmp_path / "gcn" / "last.pt", weights_only=True)
+    assert ckpt["model_config"]["node_encoder"] == "none" and ckpt["model_config"]["head"] == "conv"
+    groups = ckpt["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [5e-4, 0.0]
+    assert [len(g["params"]) for g in groups] == [2, 2]  # conv1 (W, b) decayed; conv2 not
+    assert main(["eval", "--checkpoint", str(tmp_path / "gcn")]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["value"] >= 0.80, metrics
