@@ -200,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     need_sel = sel / room if room > 0 else inf
     print(
         f"  to reach {args.target}x with free distance products the selection must be "
-        f"{need_sel:.2f}x faster" if need_sel < inf else f"  {args.target}x is out of reach"
+        f"{need_sel:.2f}x faster"
+        if need_sel < inf
+        else f"  {args.target}x is out of reach"
     )
     print(
         json.dumps(

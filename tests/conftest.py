@@ -16,7 +16,9 @@ torch.set_num_threads(1)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # POINTSEG_SHARED_DATA points elsewhere (e.g. from a git worktree that has no ../shared).
-SHARED_DATA = Path(os.environ.get("POINTSEG_SHARED_DATA") or PROJECT_ROOT.parent / "shared" / "data")
+SHARED_DATA = Path(
+    os.environ.get("POINTSEG_SHARED_DATA") or PROJECT_ROOT.parent / "shared" / "data"
+)
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,10 @@ def evaluate_graph_checkpoint(
     root = data or meta_data.get("root")
     graph_data = task.load(task.resolve_root(root))
     model, _ = model_from_checkpoint(ckpt)
-    if model.config.node_encoder in ("linear", "none") and model.config.in_channels != graph_data.in_channels:
+    if (
+        model.config.node_encoder in ("linear", "none")
+        and model.config.in_channels != graph_data.in_channels
+    ):
         raise ConfigError(
             f"{path}: the model takes {model.config.in_channels} node features but the "
             f"{dataset} data under {root} has {graph_data.in_channels}"

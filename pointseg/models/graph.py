@@ -146,7 +146,8 @@ class GraphModelConfig:
         if self.head == "conv" and (self.block != "plain" or self.task != "node"):
             raise ConfigError(
                 f"graph model: head='conv' needs block='plain' and task='node'; got "
-                f"block={self.block!r}, task={self.task!r}"
+                f"block={self.block!r}, task={self.task!r} (set model.head=linear, or start "
+                f"from a preset with a linear head, e.g. --model resgen_planetoid)"
             )
         if self.node_encoder == "none" and self.block == "rev":
             raise ConfigError("graph model: block='rev' needs a node encoder (its groups split C)")

@@ -46,7 +46,12 @@ def _pair(f=30, classes=4):
     assert (cfg.conv, cfg.block, cfg.channels, cfg.num_layers, cfg.norm) == (
         "gcn", "plain", 16, 2, "none"
     )  # fmt: skip
-    assert (cfg.node_encoder, cfg.head, cfg.dropout, cfg.input_dropout) == ("none", "conv", 0.5, 0.5)
+    assert (cfg.node_encoder, cfg.head, cfg.dropout, cfg.input_dropout) == (
+        "none",
+        "conv",
+        0.5,
+        0.5,
+    )
     torch.manual_seed(0)
     model = GraphDeepGCN(cfg)
     ref = KipfGCN(f, 16, classes)
@@ -97,7 +102,9 @@ def test_first_layer_decay_trains_like_the_reference_optimiser():
     cfg_all = TrainConfig(dataset="cora", lr=0.01, weight_decay=5e-2)
     groups = param_groups(cfg_all, model2)
     assert len(groups) == 1 and groups[0]["weight_decay"] == 5e-2
-    first = param_groups(TrainConfig(dataset="cora", weight_decay=1.0, weight_decay_scope="first"), model2)
+    first = param_groups(
+        TrainConfig(dataset="cora", weight_decay=1.0, weight_decay_scope="first"), model2
+    )
     assert [len(g["params"]) for g in first] == [2, 2] and first[1]["weight_decay"] == 0.0
 
 
