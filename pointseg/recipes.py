@@ -37,7 +37,9 @@ _GCN: dict[str, Any] = {
     "epochs": 200,  # GCN's budget
     "lr": 0.01,  # GCN's learning rate
     "weight_decay": 5e-4,  # GCN's L2 factor ...
-    "weight_decay_scope": "first",  # ... on the first layer only (decaying both validated lower)
+    # ... on the first layer only, as published: decaying every parameter validated the same on
+    # Cora (10 seeds: 0.8030 vs 0.8026, 2 of 5,000 validation predictions), so GCN's setting stays
+    "weight_decay_scope": "first",
 }
 
 PLANETOID: dict[str, dict[str, Any]] = {
