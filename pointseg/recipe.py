@@ -16,8 +16,8 @@ model fed another recipe loses accuracy silently. The recipe names:
   minimum, divided by the shifted room's maximum (the only one pointseg makes).
 - ``k`` (informative: the model's own config is what runs).
 
-Where it comes from, first match: the checkpoint's ``meta["input"]`` (converted checkpoints, and any
-that store one), the manifest of the blocks the run trained on (``meta["data"]["blocks"]``), the
+Where it comes from, first match: the checkpoint's ``meta["input"]`` (converted checkpoints, and
+S3DIS runs trained here on blocks with a manifest: recorded at training), the manifest of the blocks the run trained on (``meta["data"]["blocks"]``), the
 run's recorded ``num_point``, then the paper's defaults (said in `source`).
 """
 
@@ -117,6 +117,8 @@ def stored_recipe(ckpt: dict[str, Any], where: str = "checkpoint") -> InputRecip
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: bad input recipe in meta['input']: {exc}") from None
     recipe.source = f"the checkpoint's input recipe ({raw.get('source', 'meta[input]')})"
+    if recipe.k is None and (ckpt.get("model_config") or {}).get("k") is not None:
+        recipe.k = int(ckpt["model_config"]["k"])
     return _check(recipe, where)
 
 

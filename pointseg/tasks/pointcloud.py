@@ -51,6 +51,7 @@ class DataBundle:
     classes: list[str]
     info: dict  # recorded in checkpoint meta["data"]
     criterion: nn.Module | None = None  # set by the task (class weights on the run's device)
+    input_recipe: dict | None = None  # recorded in checkpoint meta["input"] (`pointseg.recipe`)
 
 
 def seeded_pick(items: list, count: int, seed: int, salt: int) -> list:
@@ -219,12 +220,15 @@ class PointCloudTask(Task):
         return out
 
     def checkpoint_meta(self, cfg, data: DataBundle) -> dict[str, Any]:
-        return {
+        meta = {
             "task": self.model_task,
             "dataset": cfg.dataset,
             "classes": data.classes,
             "data": data.info,
         }
+        if data.input_recipe is not None:
+            meta["input"] = data.input_recipe
+        return meta
 
     @staticmethod
     def note(text: str) -> None:

@@ -22,6 +22,23 @@ from pointseg.tasks import register_task
 from pointseg.tasks.pointcloud import DataBundle, PointCloudTask, seeded_pick
 
 
+def _training_recipe(root: Path, info: dict[str, Any]) -> dict[str, Any] | None:
+    """The input recipe of the blocks this run trains on, read once from their manifest and
+    stored in every checkpoint (`meta["input"]`): `eval`, `predict` and `view` then need not find
+    the blocks folder again (it may have moved). None for blocks without a manifest (PointNet's
+    published HDF5 files), whose recipe is then worked out at eval time as before."""
+    from pointseg.recipe import blocks_params, checkpoint_recipe
+
+    found = blocks_params(root)
+    if found is None:
+        return None
+    recipe = checkpoint_recipe({"meta": {"data": info}}, where=str(found[1]))
+    recipe.source = f"recorded at training from {found[1]}"
+    out = recipe.to_dict()
+    del out["k"]  # the model's own config holds k
+    return out
+
+
 class S3DISTask(PointCloudTask):
     name = "s3dis"
     description = "semantic segmentation on S3DIS blocks"
@@ -157,6 +174,7 @@ class S3DISTask(PointCloudTask):
             len(CLASSES),
             list(CLASSES),
             info,
+            input_recipe=_training_recipe(root, info),
         )
 
     def class_weights(self, cfg, data: DataBundle, device) -> torch.Tensor | None:

@@ -487,3 +487,30 @@ def test_stale_checkpoint_temporaries_are_removed_on_resume_and_save(blocks, tmp
     stale[0].write_bytes(b"again")
     T.train(tiny_cfg(blocks, tmp_path, epochs=1), overwrite=True)
     assert not stale[0].exists()
+
+
+def test_checkpoint_records_the_blocks_recipe_and_keeps_it_when_the_blocks_move(tmp_path):
+    """Blocks with a manifest (`pointseg blocks`): every checkpoint stores their input recipe in
+    meta["input"], so eval / predict / view feed the model the same recipe after the blocks
+    folder is moved or deleted; published blocks (no manifest) record none."""
+    import json
+    import shutil
+
+    from pointseg.recipe import checkpoint_recipe
+
+    root = make_blocks(tmp_path / "blocks", points=32)
+    params = {"block_size": 1.5, "num_point": 32, "min_points": 20, "centering": "sampled"}
+    (root / "train" / "manifest.json").write_text(json.dumps({"params": params}))
+    run = T.train(tiny_cfg(root, tmp_path / "runs", epochs=1))
+    for name in ("last.pt", "best.pt"):
+        stored = torch.load(run / name, weights_only=True)["meta"]["input"]
+        assert (stored["block_size"], stored["num_point"], stored["min_points"]) == (1.5, 32, 20)
+        assert stored["centering"] == "sampled" and "manifest.json" in stored["source"]
+    shutil.rmtree(root)  # the blocks are gone: the recipe still comes from the checkpoint
+    recipe = checkpoint_recipe(state(run))
+    assert (recipe.block_size, recipe.num_point, recipe.centering) == (1.5, 32, "sampled")
+    assert recipe.source.startswith("the checkpoint's input recipe (recorded at training")
+    assert recipe.k == state(run)["model_config"]["k"]
+
+    plain = make_blocks(tmp_path / "published")  # no manifest
+    assert "input" not in state(T.train(tiny_cfg(plain, tmp_path / "runs2", epochs=1)))["meta"]
