@@ -342,6 +342,11 @@ class GraphDeepGCN(nn.Module):
     def _encode(self, x: Tensor) -> Tensor:
         if self.encoder is None:  # the first conv reads the features (dense, after dropout)
             x = x.to_dense() if x.layout == torch.sparse_coo else x
+            if not x.is_floating_point():
+                raise ValueError(
+                    f"graph model: node_encoder='none' needs float node features; got {x.dtype} "
+                    f"(categorical features such as OGB's atoms need node_encoder='atom')"
+                )
             return self.input_dropout(x)
         if x.layout == torch.sparse_coo:
             # Bag-of-words features (Planetoid: ~1% non-zero): dropout on the stored values and a

@@ -116,5 +116,8 @@ def test_first_layer_scope_errors():
         param_groups(cfg, torch.nn.Linear(3, 2))
     with pytest.raises(ConfigError, match="head='conv' needs block='plain'"):
         get_graph_config("gcn2_planetoid", block="res")
+    model = GraphDeepGCN(get_graph_config("gcn2_planetoid", in_channels=9, num_classes=2))
+    with pytest.raises(ValueError, match="needs float node features; got torch.int64"):
+        model(torch.zeros(3, 9, dtype=torch.long), torch.tensor([[0, 1], [1, 2]]))
     with pytest.raises(ConfigError, match="block='rev' needs a node encoder"):
         get_graph_config("revgnn_deep_proteins", node_encoder="none")
