@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mol-models", nargs="+", choices=["resgen7_mol", "gcn5_ogb"],
                    default=["resgen7_mol", "gcn5_ogb"])  # fmt: skip
     p.add_argument("--depth-seeds", type=int, default=5)
-    p.add_argument("--depth-epochs", type=int, default=100)
+    p.add_argument("--depth-epochs", type=int, default=300, help="default 300 (docs/graphs.md)")
     p.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS))
     p.add_argument("--kinds", nargs="+", choices=list(DEPTH_MODELS), default=list(DEPTH_MODELS))
     p.add_argument(
