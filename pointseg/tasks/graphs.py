@@ -383,6 +383,21 @@ class GraphLevelTask(GraphTask):
 
     level = "graph"
 
+    def steps_per_epoch(self, cfg, data: GraphData, info) -> int:
+        n, b = data.num_samples("train"), cfg.batch_size
+        return max(n // b + (n % b > 1), 1)  # a last batch of one graph is left out (below)
+
+    def train_batches(self, cfg, data: GraphData, info, epoch: int, start: int):
+        """As `GraphTask.train_batches`, without a last batch of a single graph: OGB's and
+        DeeperGCN's training loops skip such batches (BatchNorm over the nodes of a one-atom
+        molecule fails, and one graph is no batch); e.g. molfreesolv's 513 training graphs in
+        batches of 32 leave one."""
+        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+        batches = self.batches(data, "train", batch_size=cfg.batch_size, generator=gen)
+        if len(batches) > 1 and batches[-1].graph.num_graphs == 1:
+            batches = batches[:-1]
+        return len(batches), iter(batches[start:])
+
     def batches(self, data, split, *, batch_size, generator):
         from torch_geometric.data import Batch as PyGBatch
 

@@ -80,3 +80,30 @@ def test_molecule_recipe_and_gcn_baseline_quick_seeds_report_rmse(ogb_root, tmp_
         assert all(r["val_rmse"] > 0 for r in summary["per_seed"])
     assert json.loads((tmp_path / "gcn" / "summary.json").read_text())["model"] == "gcn5_ogb"
     assert json.loads((tmp_path / "deeper" / "summary.json").read_text())["model"] == "resgen_mol"
+
+
+def test_graph_batches_skip_a_lone_last_graph_and_regression_logs_its_loss(ogb_root, tmp_path):
+    """molfreesolv has 513 training graphs: batches of 32 leave one graph, which OGB's and
+    DeeperGCN's loops skip (a one-atom molecule alone fails BatchNorm); the regression loss is
+    logged (it used to be weighted by the accuracy count, 0 for regression)."""
+    import csv
+
+    from pointseg.engine.train import resolve_config
+    from pointseg.tasks import get_task
+
+    task = get_task("ogbg-molfreesolv")
+    data = task.load(ogb_root)
+    assert data.num_samples("train") == 513
+    for bs, steps in ((32, 16), (512, 1), (100, 6), (513, 1)):
+        cfg = resolve_config("ogbg-molfreesolv", flags={"data": str(ogb_root), "batch_size": bs})
+        n, it = task.train_batches(cfg, data, None, epoch=0, start=0)
+        batches = list(it)
+        assert n == len(batches) == task.steps_per_epoch(cfg, data, None) == steps, bs
+        assert all(b.graph.num_graphs >= 2 for b in batches)
+        left_out = 1 if 513 % bs == 1 else 0
+        assert sum(b.graph.num_graphs for b in batches) == 513 - left_out
+    assert main(["train", "ogbg-molfreesolv", "--data", str(ogb_root), "--out", str(tmp_path),
+                 "--run", "r", "--quick", "--epochs", "1", "--threads", "1", "--no-progress",
+                 "--no-tensorboard", "--set", "model.channels=16"]) == 0  # fmt: skip
+    row = next(csv.DictReader((tmp_path / "r" / "log.csv").open()))
+    assert float(row["train_loss"]) > 0 and row["train_acc"] == ""  # NaN is written empty
