@@ -17,8 +17,9 @@ model fed another recipe loses accuracy silently. The recipe names:
 - ``k`` (informative: the model's own config is what runs).
 
 Where it comes from, first match: the checkpoint's ``meta["input"]`` (converted checkpoints, and
-S3DIS runs trained here on blocks with a manifest: recorded at training), the manifest of the blocks the run trained on (``meta["data"]["blocks"]``), the
-run's recorded ``num_point``, then the paper's defaults (said in `source`).
+S3DIS runs trained here on blocks with a manifest: recorded at training), the manifest of the
+blocks the run trained on (``meta["data"]["blocks"]``), the run's recorded ``num_point``, then the
+paper's defaults (said in `source`).
 """
 
 from __future__ import annotations

@@ -258,10 +258,14 @@ class GraphTask(Task):
         return max(math.ceil(data.num_samples("train") / cfg.batch_size), 1)
 
     def train_batches(self, cfg, data: GraphData, info, epoch: int, start: int):
-        # Order from a generator seeded by (seed, epoch): a resumed run sees the same batches.
-        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        batches = self.batches(data, "train", batch_size=cfg.batch_size, generator=gen)
+        batches = self.epoch_batches(cfg, data, epoch)
         return len(batches), iter(batches[start:])
+
+    def epoch_batches(self, cfg, data: GraphData, epoch: int) -> list[Batch]:
+        """The training batches of `epoch`, in an order drawn from a generator seeded by
+        (seed, epoch): a resumed run sees the same batches."""
+        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+        return self.batches(data, "train", batch_size=cfg.batch_size, generator=gen)
 
     def training_step(self, model, batch: Batch, cfg, data, info) -> StepResult:
         graph = batch.graph.to(info.device)
@@ -387,16 +391,13 @@ class GraphLevelTask(GraphTask):
         n, b = data.num_samples("train"), cfg.batch_size
         return max(n // b + (n % b > 1), 1)  # a last batch of one graph is left out (below)
 
-    def train_batches(self, cfg, data: GraphData, info, epoch: int, start: int):
-        """As `GraphTask.train_batches`, without a last batch of a single graph: OGB's and
+    def epoch_batches(self, cfg, data: GraphData, epoch: int) -> list[Batch]:
+        """`GraphTask.epoch_batches` without a last batch of a single graph: OGB's and
         DeeperGCN's training loops skip such batches (BatchNorm over the nodes of a one-atom
         molecule fails, and one graph is no batch); e.g. molfreesolv's 513 training graphs in
         batches of 32 leave one."""
-        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        batches = self.batches(data, "train", batch_size=cfg.batch_size, generator=gen)
-        if len(batches) > 1 and batches[-1].graph.num_graphs == 1:
-            batches = batches[:-1]
-        return len(batches), iter(batches[start:])
+        batches = super().epoch_batches(cfg, data, epoch)
+        return batches[:-1] if len(batches) > 1 and batches[-1].graph.num_graphs == 1 else batches
 
     def batches(self, data, split, *, batch_size, generator):
         from torch_geometric.data import Batch as PyGBatch

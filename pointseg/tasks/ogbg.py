@@ -195,9 +195,7 @@ class OGBMolTask(GraphLevelTask):
         return super().loss(logits, y)
 
     def correct(self, logits, y):
-        if (
-            self.regression
-        ):  # no accuracy for regression (NaN in the log); the count weights the loss
+        if self.regression:  # no accuracy (NaN in the log); the count weights the loss
             known = ~torch.isnan(y.to(logits.dtype).reshape(logits.shape))
             return float("nan"), float(known.sum())
         return super().correct(logits, y)
