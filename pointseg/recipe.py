@@ -37,6 +37,7 @@ __all__ = [
     "blocks_params",
     "checkpoint_recipe",
     "stored_recipe",
+    "with_block_params",
 ]
 
 S3DIS_CHANNELS = ("x_centred", "y_centred", "z", "r", "g", "b", "x_room", "y_room", "z_room")
@@ -102,6 +103,17 @@ def blocks_params(
     return None
 
 
+def with_block_params(recipe: InputRecipe, params: dict[str, Any]) -> InputRecipe:
+    """``recipe`` with the block settings of a blocks manifest's `params` (the ones it names)."""
+    return dataclasses.replace(
+        recipe,
+        block_size=float(params.get("block_size", recipe.block_size)),
+        num_point=int(params.get("num_point", recipe.num_point)),
+        min_points=int(params.get("min_points", recipe.min_points)),
+        centering=str(params.get("centering", recipe.centering)),
+    )
+
+
 def stored_recipe(ckpt: dict[str, Any], where: str = "checkpoint") -> InputRecipe | None:
     """The recipe stored in ``meta["input"]``, validated; None when the checkpoint has none."""
     raw = (ckpt.get("meta") or {}).get("input")
@@ -135,10 +147,7 @@ def checkpoint_recipe(ckpt: dict[str, Any], where: str = "checkpoint") -> InputR
     found = blocks_params(blocks) if blocks else None
     if found is not None:
         params, manifest = found
-        recipe.block_size = float(params.get("block_size", recipe.block_size))
-        recipe.num_point = int(params.get("num_point", recipe.num_point))
-        recipe.min_points = int(params.get("min_points", recipe.min_points))
-        recipe.centering = str(params.get("centering", recipe.centering))
+        recipe = with_block_params(recipe, params)
         sources.append(f"the training blocks' manifest ({manifest.parent})")
     if data.get("num_point"):
         recipe.num_point = int(data["num_point"])

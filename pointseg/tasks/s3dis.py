@@ -27,15 +27,20 @@ def _training_recipe(root: Path, info: dict[str, Any]) -> dict[str, Any] | None:
     stored in every checkpoint (`meta["input"]`): `eval`, `predict` and `view` then need not find
     the blocks folder again (it may have moved). None for blocks without a manifest (PointNet's
     published HDF5 files), whose recipe is then worked out at eval time as before."""
-    from pointseg.recipe import blocks_params, checkpoint_recipe
+    from pointseg.recipe import InputRecipe, blocks_params, stored_recipe, with_block_params
 
     found = blocks_params(root)
     if found is None:
         return None
-    recipe = checkpoint_recipe({"meta": {"data": info}}, where=str(found[1]))
-    recipe.source = f"recorded at training from {found[1]}"
+    params, manifest = found
+    recipe = with_block_params(InputRecipe(), params)
+    recipe.num_point = int(info["num_point"])  # points per sample the run trains on
+    recipe.source = f"recorded at training from {manifest}"
     out = recipe.to_dict()
     del out["k"]  # the model's own config holds k
+    stored_recipe(
+        {"meta": {"input": out}}, where=str(manifest)
+    )  # a recipe we cannot make fails now
     return out
 
 
